@@ -1,0 +1,157 @@
+"""One error policy (E1): every API and webhook error is RFC 9457 problem+json with a stable
+`code` and the `request_id`. An unexpected exception becomes a bare 500 — logged with its
+traceback and sent to Sentry, never shown to the client."""
+
+from __future__ import annotations
+
+import json
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import sentry_sdk
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, HttpResponse
+from rest_framework import exceptions as drf
+
+from common.exceptions import ApplicationError
+from common.request_context import request_id_var
+
+logger = logging.getLogger("reserve.errors")
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+_PROBLEM_PREFIXES = ("/api/", "/webhooks/")
+
+_DRF_CODES: dict[type[drf.APIException], str] = {
+    drf.ParseError: "malformed_request",
+    drf.ValidationError: "validation_error",
+    drf.NotAuthenticated: "not_authenticated",
+    drf.AuthenticationFailed: "authentication_failed",
+    drf.PermissionDenied: "permission_denied",
+    drf.NotFound: "not_found",
+    drf.MethodNotAllowed: "method_not_allowed",
+    drf.NotAcceptable: "not_acceptable",
+    drf.UnsupportedMediaType: "unsupported_media_type",
+    drf.Throttled: "throttled",
+}
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    429: "throttled",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+
+
+def is_problem_path(path: str) -> bool:
+    return path.startswith(_PROBLEM_PREFIXES)
+
+
+def problem_response(
+    request: HttpRequest | None,
+    *,
+    status: int,
+    code: str | None = None,
+    detail: str | None = None,
+    title: str | None = None,
+    errors: Any = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> HttpResponse:
+    code = code or _STATUS_CODES.get(status, "error")
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    body: dict[str, Any] = {
+        "type": f"urn:reserve:problem:{code}",
+        "title": title or phrase,
+        "status": status,
+        "detail": detail or phrase,
+        "code": code,
+        "request_id": getattr(request, "request_id", None) or request_id_var.get(),
+    }
+    if errors is not None:
+        body["errors"] = errors
+    if extra:
+        body.update({k: v for k, v in extra.items() if k not in body})
+    response = HttpResponse(json.dumps(body), status=status, content_type=PROBLEM_CONTENT_TYPE)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def internal_error_response(request: HttpRequest | None) -> HttpResponse:
+    return problem_response(request, status=500, code="internal_error", detail="Internal server error",
+                            title="Internal server error")
+
+
+def _field_errors(detail: Any) -> dict[str, list[str]]:
+    if isinstance(detail, dict):
+        return {
+            str(field): [str(m) for m in (msgs if isinstance(msgs, list) else [msgs])]
+            if not isinstance(msgs, dict)
+            else [json.dumps(msgs, default=str)]
+            for field, msgs in detail.items()
+        }
+    if isinstance(detail, list):
+        return {"non_field_errors": [str(m) for m in detail]}
+    return {"non_field_errors": [str(detail)]}
+
+
+def exception_to_problem(exc: Exception, request: HttpRequest | None) -> HttpResponse:
+    if isinstance(exc, ApplicationError):
+        return problem_response(request, status=exc.status_code, code=exc.code, title=exc.title,
+                                detail=exc.detail, headers=exc.headers, extra=exc.extra)
+    if isinstance(exc, Http404):
+        exc = drf.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = drf.PermissionDenied()
+    if isinstance(exc, drf.APIException):
+        headers: dict[str, str] = {}
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
+        if getattr(exc, "wait", None):
+            headers["Retry-After"] = "%d" % exc.wait
+        code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), None)
+        if isinstance(exc, drf.ValidationError):
+            return problem_response(request, status=400, code=code, detail="The request has invalid fields.",
+                                    errors=_field_errors(exc.detail), headers=headers)
+        return problem_response(request, status=exc.status_code, code=code, detail=str(exc.detail),
+                                headers=headers)
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # Lost connection, server gone, lock wait exhausted: the transaction was rolled back
+        # by the database; the client may retry and the next request reconnects (E3).
+        logger.warning("database unavailable: %s", type(exc).__name__, exc_info=exc)
+        return problem_response(request, status=503, code="database_unavailable",
+                                detail="The database is temporarily unavailable; retry later.",
+                                headers={"Retry-After": "1"})
+    if isinstance(exc, DatabaseError):
+        logger.error("database error", exc_info=exc)
+        sentry_sdk.capture_exception(exc)
+        return internal_error_response(request)
+    logger.error("unhandled exception", exc_info=exc)
+    sentry_sdk.capture_exception(exc)
+    return internal_error_response(request)
+
+
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse:
+    """DRF EXCEPTION_HANDLER: handles every exception raised in an API view, expected or not."""
+    return exception_to_problem(exc, context.get("request"))
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if is_problem_path(request.path):
+        return problem_response(request, status=404)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    if is_problem_path(request.path):
+        return internal_error_response(request)
+    from django.views.defaults import server_error
+
+    return server_error(request)

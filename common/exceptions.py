@@ -1,0 +1,73 @@
+"""Domain errors. Services raise these; one handler (common.errors) maps them to HTTP.
+
+Each carries a stable `code` that clients and tests rely on (api.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApplicationError(Exception):
+    status_code = 400
+    code = "application_error"
+    title = "Request could not be processed"
+    default_detail = "The request could not be processed."
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        code: str | None = None,
+        status_code: int | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.detail = detail or self.default_detail
+        if code:
+            self.code = code
+        if status_code:
+            self.status_code = status_code
+        self.headers = headers or {}
+        self.extra = extra or {}
+        super().__init__(self.detail)
+
+
+class InvalidState(ApplicationError):
+    status_code = 409
+    code = "invalid_state"
+    title = "Invalid state"
+    default_detail = "This action is not allowed in the current state."
+
+
+class VersionConflict(ApplicationError):
+    """The row changed since it was read (optimistic locking, A5)."""
+
+    status_code = 409
+    code = "version_conflict"
+    title = "Version conflict"
+    default_detail = "The resource was modified concurrently; reload it and try again."
+
+
+class SoldOut(ApplicationError):
+    status_code = 409
+    code = "sold_out"
+    title = "Sold out"
+    default_detail = "Not enough capacity left for this product on this date."
+
+
+class NotFound(ApplicationError):
+    status_code = 404
+    code = "not_found"
+    title = "Not found"
+    default_detail = "Not found."
+
+
+class ServiceUnavailable(ApplicationError):
+    status_code = 503
+    code = "service_unavailable"
+    title = "Service unavailable"
+    default_detail = "The service is temporarily unavailable; retry later."
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 5, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.headers.setdefault("Retry-After", str(retry_after))

@@ -1,0 +1,2 @@
+# Operational endpoints other than health (e.g. /metrics) are added here.
+urlpatterns: list = []

@@ -1,0 +1,19 @@
+"""Test settings: real MariaDB (DATABASE_URL), fast hashers, locmem mail."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-only-insecure-key")
+os.environ.setdefault("DATABASE_URL", "mysql://root@127.0.0.1:3306/reserve")
+os.environ.setdefault("STRIPE_API_KEY", "sk_test_suite")
+os.environ.setdefault("STRIPE_WEBHOOK_SECRET", "whsec_test_suite_secret")
+os.environ.setdefault("STRIPE_TIMEOUT_SECONDS", "2")
+
+from .base import *  # noqa: F403
+from .base import REST_FRAMEWORK
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Throttling is tested on its own with explicit rates; concurrency tests must not hit it.
+REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"user": "100000/min", "anon": "100000/min"}}
+LOGGING_CONFIG = None if os.environ.get("TEST_QUIET_LOGS") else "logging.config.dictConfig"

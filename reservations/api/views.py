@@ -1,0 +1,71 @@
+"""One view per operation; views parse, call a service or selector, serialize."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.generics import ListAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from reservations import selectors, services
+from reservations.api.serializers import (
+    ReservationCancelInputSerializer,
+    ReservationCreateInputSerializer,
+    ReservationEventOutputSerializer,
+    ReservationOutputSerializer,
+)
+from reservations.models import ReservationStatus
+
+
+class ReservationListCreateApi(ListAPIView):
+    serializer_class = ReservationOutputSerializer
+
+    def get_queryset(self):
+        status_filter = self.request.query_params.get("status")
+        if status_filter and status_filter not in ReservationStatus.values:
+            from rest_framework.exceptions import ValidationError
+
+            raise ValidationError({"status": [f"Must be one of {', '.join(ReservationStatus.values)}."]})
+        return selectors.reservation_list_for_user(user=self.request.user, status=status_filter)
+
+    @extend_schema(parameters=[OpenApiParameter("status", str, enum=ReservationStatus.values)])
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(request=ReservationCreateInputSerializer, responses={201: ReservationOutputSerializer})
+    def post(self, request: Request) -> Response:
+        data = ReservationCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        reservation = services.reservation_create(user=request.user, **data.validated_data)
+        return Response(ReservationOutputSerializer(reservation).data, status=status.HTTP_201_CREATED)
+
+
+class ReservationDetailApi(APIView):
+    @extend_schema(responses=ReservationOutputSerializer)
+    def get(self, request: Request, reservation_id: str) -> Response:
+        reservation = selectors.reservation_get_for_user(user=request.user, reservation_id=reservation_id)
+        return Response(ReservationOutputSerializer(reservation).data)
+
+
+class ReservationCancelApi(APIView):
+    @extend_schema(request=ReservationCancelInputSerializer, responses=ReservationOutputSerializer)
+    def post(self, request: Request, reservation_id: str) -> Response:
+        data = ReservationCancelInputSerializer(data=request.data or {})
+        data.is_valid(raise_exception=True)
+        reservation = selectors.reservation_get_for_user(user=request.user, reservation_id=reservation_id)
+        reservation = services.reservation_cancel(
+            reservation_id=reservation.id, actor="customer",
+            reason=data.validated_data.get("reason") or "cancelled by customer",
+            expected_version=data.validated_data.get("version"),
+        )
+        return Response(ReservationOutputSerializer(reservation).data)
+
+
+class ReservationEventsApi(APIView):
+    @extend_schema(responses=ReservationEventOutputSerializer(many=True))
+    def get(self, request: Request, reservation_id: str) -> Response:
+        reservation = selectors.reservation_get_for_user(user=request.user, reservation_id=reservation_id)
+        events = selectors.reservation_timeline(reservation=reservation)
+        return Response(ReservationEventOutputSerializer(events, many=True).data)

@@ -1,0 +1,192 @@
+"""Every reservation state change goes through these functions (A2, A4, A5)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from common.db import retry_on_deadlock, versioned_update
+from common.exceptions import InvalidState, NotFound, SoldOut, VersionConflict
+from reservations.models import DailyInventory, Reservation, ReservationEvent, ReservationStatus
+from reservations.state import HOLDING, can_transition
+from suppliers.models import Product
+
+logger = logging.getLogger("reserve.reservations")
+
+
+def reservation_amount(*, product: Product, quantity: int) -> int:
+    """The one place an amount is computed: never from client input."""
+    return product.unit_amount * quantity
+
+
+def reservation_get_locked(*, reservation_id: uuid.UUID | str) -> Reservation:
+    """Lock the reservation row for the rest of the current transaction."""
+    try:
+        return Reservation.objects.select_for_update().select_related("product__supplier").get(pk=reservation_id)
+    except (Reservation.DoesNotExist, ValueError, TypeError) as exc:
+        raise NotFound("Reservation not found.") from exc
+
+
+def reservation_record_event(
+    *, reservation: Reservation, actor: str, reason: str = "", data: dict[str, Any] | None = None,
+    from_status: str = "", to_status: str = "",
+) -> ReservationEvent:
+    return ReservationEvent.objects.create(
+        reservation=reservation, from_status=from_status, to_status=to_status,
+        actor=actor, reason=reason[:500], data=data or {},
+    )
+
+
+def reservation_transition(
+    *,
+    reservation: Reservation,
+    to_status: str,
+    actor: str,
+    reason: str = "",
+    data: dict[str, Any] | None = None,
+    fields: dict[str, Any] | None = None,
+    expected_version: int | None = None,
+) -> ReservationEvent:
+    """Move a reservation to `to_status`, conditional on its version, and append the timeline
+    entry. Must run inside the caller's transaction (the two writes are one unit)."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("reservation_transition must run inside a transaction")
+    from_status = reservation.status
+    if not can_transition(from_status, to_status):
+        raise InvalidState(
+            f"A reservation in status {from_status} cannot become {to_status}.",
+            extra={"current_status": from_status},
+        )
+    changes = {"status": to_status, **(fields or {})}
+    if to_status not in HOLDING and reservation.holds_capacity:
+        _capacity_release(reservation)
+        changes["holds_capacity"] = False
+    versioned_update(reservation, fields=changes, expected_version=expected_version)
+    return reservation_record_event(
+        reservation=reservation, from_status=from_status, to_status=to_status,
+        actor=actor, reason=reason, data=data,
+    )
+
+
+def reservation_set_supplier_status(
+    *, reservation: Reservation, supplier_status: str, actor: str, reason: str = "",
+    data: dict[str, Any] | None = None, fields: dict[str, Any] | None = None,
+) -> ReservationEvent:
+    """A supplier-side change that does not move `status` (e.g. PENDING → ON_REQUEST)."""
+    previous = reservation.supplier_status
+    versioned_update(reservation, fields={"supplier_status": supplier_status, **(fields or {})})
+    return reservation_record_event(
+        reservation=reservation, actor=actor, reason=reason,
+        data={"supplier_status": {"from": previous, "to": supplier_status}, **(data or {})},
+        from_status=reservation.status, to_status=reservation.status,
+    )
+
+
+# --- capacity ------------------------------------------------------------------------------
+
+def _inventory_locked(*, product: Product, date: dt.date) -> DailyInventory:
+    """The inventory row for (product, date), created on first use, locked FOR UPDATE.
+
+    Two first bookings of a date race to insert the row: the loser's INSERT hits the unique
+    constraint inside a savepoint, and it then locks the winner's row (B5: no manual rollback).
+    """
+    row = DailyInventory.objects.select_for_update().filter(product=product, date=date).first()
+    if row is not None:
+        return row
+    try:
+        with transaction.atomic():
+            DailyInventory.objects.create(product=product, date=date)
+    except IntegrityError:
+        pass  # created concurrently: lock theirs below
+    return DailyInventory.objects.select_for_update().get(product=product, date=date)
+
+
+def _capacity_hold(*, product: Product, date: dt.date, quantity: int) -> bool:
+    """Take `quantity` places under the row lock. Returns whether capacity is tracked."""
+    if product.daily_capacity is None:
+        return False
+    row = _inventory_locked(product=product, date=date)
+    if row.reserved + quantity > product.daily_capacity:
+        raise SoldOut(extra={"available": max(product.daily_capacity - row.reserved, 0)})
+    DailyInventory.objects.filter(pk=row.pk).update(
+        reserved=F("reserved") + quantity, version=F("version") + 1, updated_at=timezone.now()
+    )
+    return True
+
+
+def _capacity_release(reservation: Reservation) -> None:
+    row = _inventory_locked(product=reservation.product, date=reservation.date)
+    DailyInventory.objects.filter(pk=row.pk).update(
+        reserved=F("reserved") - reservation.quantity, version=F("version") + 1, updated_at=timezone.now()
+    )
+
+
+# --- customer operations -------------------------------------------------------------------
+
+@retry_on_deadlock
+def reservation_create(
+    *, user: AbstractBaseUser, product: Product, date: dt.date, quantity: int, guest_name: str, guest_email: str
+) -> Reservation:
+    if not product.active or not product.supplier.active:
+        raise InvalidState("This product is not available.", code="product_unavailable")
+    with transaction.atomic(durable=True):
+        holds = _capacity_hold(product=product, date=date, quantity=quantity)
+        reservation = Reservation.objects.create(
+            user=user, product=product, date=date, quantity=quantity,
+            amount=reservation_amount(product=product, quantity=quantity), currency=product.currency,
+            guest_name=guest_name, guest_email=guest_email, holds_capacity=holds,
+            expires_at=timezone.now() + dt.timedelta(minutes=settings.RESERVATION_HOLD_MINUTES),
+        )
+        reservation_record_event(
+            reservation=reservation, from_status="", to_status=reservation.status, actor="customer",
+            reason="created", data={"quantity": quantity, "amount": reservation.amount},
+        )
+    logger.info("reservation created", extra={"reservation_id": str(reservation.id)})
+    return reservation
+
+
+@retry_on_deadlock
+def reservation_cancel_unpaid(
+    *, reservation_id: uuid.UUID | str, actor: str, reason: str = "cancelled by customer",
+    expected_version: int | None = None,
+) -> Reservation:
+    """Cancel a reservation that was never paid and release its hold."""
+    with transaction.atomic(durable=True):
+        reservation = reservation_get_locked(reservation_id=reservation_id)
+        if expected_version is not None and expected_version != reservation.version:
+            raise VersionConflict(extra={"current_version": reservation.version})
+        if reservation.status != ReservationStatus.PENDING_PAYMENT:
+            raise InvalidState(
+                f"A reservation in status {reservation.status} cannot be cancelled this way.",
+                extra={"current_status": reservation.status},
+            )
+        reservation_transition(reservation=reservation, to_status=ReservationStatus.CANCELLED,
+                               actor=actor, reason=reason)
+    return reservation
+
+
+def reservation_cancel(
+    *, reservation_id: uuid.UUID | str, actor: str, reason: str, expected_version: int | None = None
+) -> Reservation:
+    """Cancel on behalf of the customer (or staff): unpaid → release the hold; paid → refund and
+    cancel with the supplier (payments.services.reservation_cancel_paid)."""
+    current = Reservation.objects.filter(pk=reservation_id).values_list("status", flat=True).first()
+    if current is None:
+        raise NotFound("Reservation not found.")
+    if current == ReservationStatus.PENDING_PAYMENT:
+        return reservation_cancel_unpaid(reservation_id=reservation_id, actor=actor, reason=reason,
+                                         expected_version=expected_version)
+    if current in (ReservationStatus.PAID, ReservationStatus.CONFIRMED, ReservationStatus.CONFIRMED_INTERNAL):
+        from payments.services import reservation_cancel_paid
+
+        return reservation_cancel_paid(reservation_id=reservation_id, actor=actor, reason=reason,
+                                       expected_version=expected_version)
+    raise InvalidState(f"A reservation in status {current} cannot be cancelled.", extra={"current_status": current})

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+from rest_framework.validators import UniqueTogetherValidator
+
+from suppliers.models import Product, Supplier
+
+
+class SupplierSerializer(serializers.ModelSerializer):
+    api_key = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=500,
+                                    style={"input_type": "password"})
+
+    class Meta:
+        model = Supplier
+        fields = ["id", "name", "slug", "base_url", "api_key", "connect_timeout_seconds", "timeout_seconds",
+                  "active", "version", "created_at", "updated_at"]
+        read_only_fields = ["id", "version", "created_at", "updated_at"]
+        extra_kwargs = {"timeout_seconds": {"max_value": 120}, "connect_timeout_seconds": {"max_value": 30}}
+
+
+class ProductSerializer(serializers.ModelSerializer):
+    supplier = serializers.PrimaryKeyRelatedField(queryset=Supplier.objects.all())
+    currency = serializers.RegexField(r"^[a-z]{3}$", max_length=3,
+                                      error_messages={"invalid": "Lower-case ISO-4217 code, e.g. eur."})
+
+    class Meta:
+        model = Product
+        fields = ["id", "supplier", "code", "name", "unit_amount", "currency", "daily_capacity", "active",
+                  "version", "created_at", "updated_at"]
+        read_only_fields = ["id", "version", "created_at", "updated_at"]
+        extra_kwargs = {"unit_amount": {"min_value": 1, "max_value": 100_000_000},
+                        "daily_capacity": {"max_value": 1_000_000}}
+        validators = [UniqueTogetherValidator(queryset=Product.objects.all(), fields=["supplier", "code"])]
+
+
+class VersionSerializer(serializers.Serializer):
+    version = serializers.IntegerField(required=False, min_value=1)
