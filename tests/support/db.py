@@ -14,6 +14,7 @@ def raw_connection(*, autocommit: bool = True) -> MySQLdb.Connection:
     conn.autocommit(autocommit)
     with conn.cursor() as cur:
         cur.execute("SET SESSION innodb_lock_wait_timeout = 10")
+        cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")  # as the app
     return conn
 
 

@@ -1,0 +1,53 @@
+"""Demo data for `make run`: a supplier served by the fake supplier, products with and without
+daily capacity, and a demo customer whose API token is printed. Safe to run repeatedly."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from rest_framework.authtoken.models import Token
+
+from suppliers.models import Product, Supplier
+
+DEMO_PRODUCTS = [
+    # code, name, unit amount (minor units), daily capacity
+    ("CITY-WALK", "Old town walking tour", 2500, None),
+    ("KAYAK-SUNSET", "Sunset kayak trip", 6900, 8),
+    ("WINE-TASTING", "Wine tasting evening", 4500, 20),
+]
+
+
+class Command(BaseCommand):
+    help = "Create demo catalog data and a demo customer (idempotent); prints the customer's API token."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--supplier-url", default="http://127.0.0.1:8421")
+        parser.add_argument("--username", default="demo")
+        parser.add_argument("--password", default="demo-pass-123")
+
+    @transaction.atomic
+    def handle(self, *args, **options) -> None:
+        supplier, _ = Supplier.objects.update_or_create(
+            slug="acme-tours",
+            defaults={"name": "Acme Tours (fake supplier)", "base_url": options["supplier_url"],
+                      "api_key": "demo-supplier-key", "connect_timeout_seconds": 2, "timeout_seconds": 5},
+        )
+        for code, name, amount, capacity in DEMO_PRODUCTS:
+            Product.objects.update_or_create(
+                supplier=supplier, code=code,
+                defaults={"name": name, "unit_amount": amount, "currency": "eur", "daily_capacity": capacity},
+            )
+        user_model = get_user_model()
+        user, created = user_model.objects.get_or_create(
+            username=options["username"], defaults={"email": f"{options['username']}@example.test"}
+        )
+        if created:
+            user.set_password(options["password"])
+            user.save(update_fields=["password"])
+        token, _ = Token.objects.get_or_create(user=user)
+        self.stdout.write(f"demo customer: {user.username} / {options['password']}")
+        self.stdout.write(f"demo token: {token.key}")
+        for product in Product.objects.filter(supplier=supplier).order_by("code"):
+            self.stdout.write(f"product {product.code}: {product.id} ({product.unit_amount} {product.currency}, "
+                              f"capacity {product.daily_capacity or 'unlimited'})")
