@@ -1,0 +1,116 @@
+"""Shared bench plumbing: a MariaDB database of its own, gunicorn serving production
+settings on loopback, and a multi-process HTTP load generator with bounded duration."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import multiprocessing as mp
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_env(db_name: str, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "SECRET_KEY": "bench-only-secret-key-bench-only-secret-key",
+        "DEBUG": "false",
+        "SECURE_SSL_REDIRECT": "false",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DATABASE_URL": f"mysql://root@127.0.0.1:3306/{db_name}",
+        "API_THROTTLE_USER_RATE": "10000000/min",
+        "API_THROTTLE_ANON_RATE": "10000000/min",
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
+def prepare_database(env: dict[str, str], db_name: str) -> None:
+    subprocess.run(["mysql", "--protocol=tcp", "-h127.0.0.1", "-uroot", "-e",
+                    f"DROP DATABASE IF EXISTS {db_name}; CREATE DATABASE {db_name} CHARACTER SET utf8mb4"],
+                   check=True)
+    subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+
+
+def django_shell(env: dict[str, str], code: str) -> str:
+    return subprocess.run([PY, "manage.py", "shell", "-c", code], cwd=ROOT, env=env, check=True,
+                          capture_output=True, text=True).stdout.strip().splitlines()[-1]
+
+
+def start_gunicorn(env: dict[str, str], port: int, *, workers: int = 4, threads: int = 1) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [str(Path(PY).parent / "gunicorn"), "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers),
+         "--threads", str(threads), "--log-level", "warning"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("gunicorn did not start")
+
+
+RequestFn = Callable[[int, int], tuple[str, str, dict | None, dict[str, str]]]
+
+
+def _client(port: int, make_request: RequestFn, worker: int, seconds: float, out: mp.Queue) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    deadline = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < deadline:
+        method, path, body, headers = make_request(worker, i)
+        payload = json.dumps(body) if body is not None else None
+        hdrs = {"Content-Type": "application/json", **headers}
+        started = time.perf_counter()
+        conn.request(method, path, body=payload, headers=hdrs)
+        response = conn.getresponse()
+        response.read()
+        latencies.append(time.perf_counter() - started)
+        statuses[response.status] = statuses.get(response.status, 0) + 1
+        i += 1
+    out.put((latencies, statuses))
+
+
+def load(port: int, make_request: RequestFn, *, clients: int, seconds: float) -> dict:
+    out: mp.Queue = mp.Queue()
+    procs = [mp.Process(target=_client, args=(port, make_request, w, seconds, out)) for w in range(clients)]
+    started = time.perf_counter()
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=seconds + 60) for _ in procs]
+    for p in procs:
+        p.join()
+    elapsed = time.perf_counter() - started
+    latencies = sorted(x for r in results for x in r[0])
+    statuses: dict[int, int] = {}
+    for _, s in results:
+        for code, n in s.items():
+            statuses[code] = statuses.get(code, 0) + n
+    return {
+        "requests": len(latencies),
+        "req_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
+        "p95_ms": round(latencies[int(len(latencies) * 0.95) - 1] * 1000, 1) if latencies else None,
+        "statuses": statuses,
+    }

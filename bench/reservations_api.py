@@ -1,0 +1,76 @@
+#!/usr/bin/env python
+"""Throughput of GET /api/v1/reservations/{id}/ and POST /api/v1/reservations/ against
+MariaDB through gunicorn with production settings. Prints figures; asserts nothing.
+
+    .venv/bin/python bench/reservations_api.py [--seconds 10] [--clients 8] [--workers 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench._harness import bench_env, django_shell, free_port, load, prepare_database, start_gunicorn
+
+DB = "reserve_bench_reservations"
+SETUP = """
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
+from suppliers.models import Supplier, Product
+from reservations.services import reservation_create
+import datetime as dt, json
+u, _ = User.objects.get_or_create(username="bench")
+t, _ = Token.objects.get_or_create(user=u)
+s, _ = Supplier.objects.get_or_create(slug="bench", defaults=dict(name="Bench", base_url="http://127.0.0.1:9/"))
+p, _ = Product.objects.get_or_create(supplier=s, code="UNLIMITED", defaults=dict(name="U", unit_amount=1000, currency="eur"))
+c, _ = Product.objects.get_or_create(supplier=s, code="CAPPED", defaults=dict(name="C", unit_amount=1000, currency="eur", daily_capacity=1000000))
+r = reservation_create(user=u, product=p, date=dt.date.today() + dt.timedelta(days=5), quantity=1, guest_name="B", guest_email="b@x.io")
+print(json.dumps({"token": t.key, "product": str(p.id), "capped": str(c.id), "reservation": str(r.id)}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=4)
+    args = parser.parse_args()
+
+    env = bench_env(DB)
+    prepare_database(env, DB)
+    ids = json.loads(django_shell(env, SETUP))
+    auth = {"Authorization": f"Token {ids['token']}"}
+    date = (dt.date.today() + dt.timedelta(days=7)).isoformat()
+    port = free_port()
+    server = start_gunicorn(env, port, workers=args.workers)
+    try:
+        scenarios = {
+            "GET  /api/v1/reservations/{id}/": lambda w, i: (
+                "GET", f"/api/v1/reservations/{ids['reservation']}/", None, auth),
+            "POST /api/v1/reservations/ (unlimited product)": lambda w, i: (
+                "POST", "/api/v1/reservations/",
+                {"product": ids["product"], "date": date, "quantity": 1, "guest_name": "Bench",
+                 "guest_email": "bench@example.test"}, auth),
+            "POST /api/v1/reservations/ (capacity row lock, one hot date)": lambda w, i: (
+                "POST", "/api/v1/reservations/",
+                {"product": ids["capped"], "date": date, "quantity": 1, "guest_name": "Bench",
+                 "guest_email": "bench@example.test"}, auth),
+        }
+        print(f"gunicorn {args.workers} sync workers, {args.clients} client processes, {args.seconds:.0f} s each, "
+              f"MariaDB, production settings")
+        for name, make in scenarios.items():
+            result = load(port, make, clients=args.clients, seconds=args.seconds)
+            print(f"{name:<62} {result['req_per_s']:>8} req/s  p50 {result['p50_ms']} ms  "
+                  f"p95 {result['p95_ms']} ms  statuses {result['statuses']}")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
