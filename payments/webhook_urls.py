@@ -1,2 +1,7 @@
-# POST /webhooks/stripe/ is added here by the payments work.
-urlpatterns: list = []
+from django.urls import path
+
+from payments.webhooks import StripeWebhookApi
+
+urlpatterns = [
+    path("stripe/", StripeWebhookApi.as_view(), name="stripe-webhook"),
+]

@@ -53,3 +53,30 @@ def product(supplier):
 @pytest.fixture
 def limited_product(supplier):
     return ProductFactory(supplier=supplier, daily_capacity=5)
+
+
+# --- Local Stripe (payments) ---------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def localstripe():
+    """The real localstripe server on a free port (one per test worker); yields its base URL.
+    `--from-scratch`: never load another run's /tmp/localstripe.pickle."""
+    import sys
+    from pathlib import Path
+
+    from tests.support.servers import free_port, start_server, stop_server
+
+    port = free_port()
+    proc = start_server([str(Path(sys.executable).parent / "localstripe"), "--port", str(port), "--from-scratch"],
+                        port, log_name="localstripe")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_server(proc)
+
+
+@pytest.fixture
+def stripe_local(localstripe, settings):
+    """Point the Stripe gateway at localstripe for this test; yields the base URL."""
+    settings.STRIPE_API_BASE = localstripe
+    return localstripe

@@ -1,2 +1,7 @@
-# The pay endpoint (POST /api/v1/reservations/{id}/pay/) is added here by the payments work.
-urlpatterns: list = []
+from django.urls import path
+
+from payments.api import views
+
+urlpatterns = [
+    path("reservations/<uuid:reservation_id>/pay/", views.ReservationPayApi.as_view(), name="reservation-pay"),
+]

@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.idempotency import idempotent
 from reservations import selectors, services
 from reservations.api.serializers import (
     ReservationCancelInputSerializer,
@@ -34,7 +35,9 @@ class ReservationListCreateApi(ListAPIView):
     def get(self, request: Request, *args, **kwargs) -> Response:
         return super().get(request, *args, **kwargs)
 
-    @extend_schema(request=ReservationCreateInputSerializer, responses={201: ReservationOutputSerializer})
+    @extend_schema(request=ReservationCreateInputSerializer, responses={201: ReservationOutputSerializer},
+                   parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)])
+    @idempotent(required=False)
     def post(self, request: Request) -> Response:
         data = ReservationCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

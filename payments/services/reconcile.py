@@ -1,0 +1,69 @@
+"""The safety net (scheduled): settle payments the request/webhook path left unfinished."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.conf import settings
+from django.utils import timezone
+
+from common.exceptions import ApplicationError
+from payments import gateway
+from payments.models import Payment, PaymentStatus
+from payments.services.pay import _pay_fail, payment_apply_intent_now, payment_intent_params
+from payments.services.refunds import payment_refund_late, payment_refundable_amount
+from reservations.models import ReservationStatus
+
+logger = logging.getLogger("reserve.payments")
+
+BATCH = 100
+
+
+def _settle(payment: Payment) -> bool:
+    """Ask Stripe what happened to this attempt and apply it. True if something changed."""
+    if payment.stripe_payment_intent_id:
+        intent = gateway.payment_intent_retrieve(intent_id=payment.stripe_payment_intent_id)
+    else:
+        # The pay request died before it saw Stripe's answer. Sending the same create with the
+        # same Stripe idempotency key replays the first outcome; it never charges twice.
+        try:
+            intent = gateway.payment_intent_create(**payment_intent_params(payment))
+        except (gateway.CardDeclined, gateway.StripeRequestRejected) as exc:
+            _pay_fail(payment_id=payment.id, code=exc.code, message=exc.message,
+                      intent_id=getattr(exc, "payment_intent_id", ""))
+            return True
+    outcome = payment_apply_intent_now(payment_id=payment.id, intent=intent, actor="system",
+                                       data={"reconciled": True})
+    if outcome.refund_due:
+        payment_refund_late(payment=outcome.payment)
+    return outcome.changed
+
+
+def payments_reconcile() -> int:
+    """Re-fetch PaymentIntents stuck in PROCESSING / REQUIRES_ACTION, settle attempts left
+    PENDING by a dead request, and refund money captured for reservations that ended.
+    Returns how many payments changed. Stops early while Stripe is unavailable."""
+    stale = timezone.now() - dt.timedelta(seconds=settings.IDEMPOTENCY_LOCK_STALE_SECONDS)
+    candidates = list(
+        Payment.objects.filter(status__in=[PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION],
+                               stripe_payment_intent_id__isnull=False).order_by("updated_at")[:BATCH]
+    ) + list(Payment.objects.filter(status=PaymentStatus.PENDING, updated_at__lt=stale).order_by("updated_at")[:BATCH])
+    changed = 0
+    try:
+        for payment in candidates:
+            try:
+                changed += int(_settle(payment))
+            except ApplicationError:
+                logger.warning("payment not reconciled", extra={"payment_id": str(payment.id)}, exc_info=True)
+        late = Payment.objects.filter(
+            status__in=[PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED],
+            reservation__status__in=[ReservationStatus.EXPIRED, ReservationStatus.CANCELLED],
+        ).order_by("updated_at")[:BATCH]
+        for payment in late:
+            if payment_refundable_amount(payment=payment) > 0 and payment_refund_late(payment=payment):
+                changed += 1
+    except gateway.StripeUnavailable:
+        logger.warning("stripe unavailable; reconciliation resumes on the next run")
+    logger.info("payments reconciled", extra={"changed": changed})
+    return changed

@@ -1,0 +1,212 @@
+"""Applying Stripe webhook events (B4) through the `StripeEvent` inbox.
+
+One transaction stores the event and applies it, under row locks and version checks, inside
+`retry_on_deadlock`: a database failure rolls both back and the 5xx makes Stripe redeliver.
+A duplicate of an applied event is acknowledged without touching anything. An event whose
+application raised a bug-type error is recorded FAILED (for staff to re-process) and answered
+5xx so Stripe keeps retrying as well."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import DatabaseError, IntegrityError, transaction
+from django.utils import timezone
+
+from common.db import retry_on_deadlock, versioned_update
+from common.exceptions import InvalidState
+from common.request_context import log_context
+from payments.faults import fault_point
+from payments.gateway import IntentResult, intent_result_from
+from payments.models import Payment, PaymentStatus, StripeEvent, StripeEventStatus
+from payments.services.apply import payment_apply_intent, payment_lock_with_reservation
+from payments.state import can_transition
+from reservations.services import reservation_record_event
+
+logger = logging.getLogger("reserve.webhooks")
+
+# The event type decides the outcome; the embedded object may be a stale snapshot.
+INTENT_EVENTS: dict[str, str] = {
+    "payment_intent.succeeded": "succeeded",
+    "payment_intent.payment_failed": "requires_payment_method",
+    "payment_intent.processing": "processing",
+    "payment_intent.requires_action": "requires_action",
+    "payment_intent.canceled": "canceled",
+}
+HANDLED_TYPES = frozenset({*INTENT_EVENTS, "charge.refunded", "charge.dispute.created"})
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    status: str  # "applied", "ignored", "duplicate"
+    event: StripeEvent
+    refund_due_payment_id: Any = None
+
+
+def _find_payment(*, intent_id: str | None, charge_id: str | None = None,
+                  metadata: dict[str, Any] | None = None) -> Payment | None:
+    if intent_id:
+        payment = Payment.objects.filter(stripe_payment_intent_id=intent_id).first()
+        if payment is not None:
+            return payment
+    if charge_id:
+        payment = Payment.objects.filter(stripe_charge_id=charge_id).first()
+        if payment is not None:
+            return payment
+    # An attempt whose create answer we never saw (timeout) is found by our own id.
+    payment_id = (metadata or {}).get("payment_id")
+    if payment_id:
+        try:
+            return Payment.objects.filter(pk=payment_id).first()
+        except (ValueError, DatabaseError):
+            return None
+    return None
+
+
+def _id_of(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return value.get("id")
+    return value or None
+
+
+def _apply_intent_event(event_type: str, obj: dict[str, Any], data: dict[str, Any]) -> tuple[bool, Any]:
+    payment = _find_payment(intent_id=obj.get("id"), metadata=obj.get("metadata"))
+    if payment is None:
+        return False, None
+    payment, reservation = payment_lock_with_reservation(payment_id=payment.pk)
+    snapshot = intent_result_from(obj)
+    intent = IntentResult(**{**snapshot.__dict__, "status": INTENT_EVENTS[event_type]})
+    outcome = payment_apply_intent(payment=payment, reservation=reservation, intent=intent, actor="stripe",
+                                   data=data)
+    return True, payment.pk if outcome.refund_due else None
+
+
+def _apply_charge_refunded(obj: dict[str, Any], data: dict[str, Any]) -> bool:
+    payment = _find_payment(intent_id=_id_of(obj.get("payment_intent")), charge_id=obj.get("id"))
+    if payment is None:
+        return False
+    payment, reservation = payment_lock_with_reservation(payment_id=payment.pk)
+    # Stripe's amount_refunded is cumulative: the larger of it and ours is the truth.
+    refunded = max(payment.refunded_amount, int(obj.get("amount_refunded") or 0))
+    target = PaymentStatus.REFUNDED if refunded >= payment.amount else PaymentStatus.PARTIALLY_REFUNDED
+    fields: dict[str, Any] = {}
+    if refunded != payment.refunded_amount:
+        fields["refunded_amount"] = refunded
+    if target != payment.status and can_transition(payment.status, target):
+        fields["status"] = target
+    if fields:
+        previous = payment.status
+        versioned_update(payment, fields=fields)
+        reservation_record_event(
+            reservation=reservation, actor="stripe", reason="payment refunded",
+            data={"payment_id": str(payment.id), "refunded_amount": refunded,
+                  "payment_status": {"from": previous, "to": payment.status}, **data},
+            from_status=reservation.status, to_status=reservation.status,
+        )
+    return True
+
+
+def _apply_dispute_created(obj: dict[str, Any], data: dict[str, Any]) -> bool:
+    payment = _find_payment(intent_id=_id_of(obj.get("payment_intent")), charge_id=_id_of(obj.get("charge")))
+    if payment is None:
+        return False
+    payment, reservation = payment_lock_with_reservation(payment_id=payment.pk)
+    previous = payment.status
+    if can_transition(payment.status, PaymentStatus.DISPUTED):
+        versioned_update(payment, fields={"status": PaymentStatus.DISPUTED})
+    # The dispute is on the timeline even when the status cannot move (staff must see it).
+    reservation_record_event(
+        reservation=reservation, actor="stripe", reason="dispute opened",
+        data={"payment_id": str(payment.id), "dispute_id": obj.get("id"), "amount": obj.get("amount"),
+              "dispute_reason": obj.get("reason"), "payment_status": {"from": previous, "to": payment.status},
+              **data},
+        from_status=reservation.status, to_status=reservation.status,
+    )
+    return True
+
+
+def _apply(event: StripeEvent, *, reprocessed_by: str | None) -> tuple[str, Any]:
+    obj = (event.payload.get("data") or {}).get("object") or {}
+    data: dict[str, Any] = {"stripe_event_id": event.stripe_event_id}
+    if reprocessed_by:
+        data["reprocessed_by"] = reprocessed_by
+    refund_due = None
+    if event.type in INTENT_EVENTS:
+        found, refund_due = _apply_intent_event(event.type, obj, data)
+    elif event.type == "charge.refunded":
+        found = _apply_charge_refunded(obj, data)
+    elif event.type == "charge.dispute.created":
+        found = _apply_dispute_created(obj, data)
+    else:
+        return StripeEventStatus.IGNORED, None  # stored and acknowledged
+    return (StripeEventStatus.PROCESSED if found else StripeEventStatus.IGNORED), refund_due
+
+
+@retry_on_deadlock
+def _stripe_event_store_and_apply(*, payload: dict[str, Any], reprocessed_by: str | None = None) -> IngestResult:
+    with transaction.atomic(durable=True):
+        try:
+            with transaction.atomic():
+                event = StripeEvent.objects.create(
+                    stripe_event_id=payload["id"], type=str(payload.get("type", ""))[:100], payload=payload,
+                    status=StripeEventStatus.FAILED, attempts=0,
+                )
+        except IntegrityError:
+            event = StripeEvent.objects.select_for_update().get(stripe_event_id=payload["id"])
+            if event.status != StripeEventStatus.FAILED:
+                return IngestResult(status="duplicate", event=event)
+        status, refund_due = _apply(event, reprocessed_by=reprocessed_by)
+        fault_point("webhook.apply")
+        versioned_update(event, fields={"status": status, "attempts": event.attempts + 1, "error": "",
+                                        "processed_at": timezone.now()})
+    return IngestResult(status="applied" if status == StripeEventStatus.PROCESSED else "ignored", event=event,
+                        refund_due_payment_id=refund_due)
+
+
+@retry_on_deadlock
+def _stripe_event_record_failure(*, payload: dict[str, Any], error: str) -> None:
+    with transaction.atomic(durable=True):
+        try:
+            with transaction.atomic():
+                StripeEvent.objects.create(stripe_event_id=payload["id"], type=str(payload.get("type", ""))[:100],
+                                           payload=payload, status=StripeEventStatus.FAILED, attempts=1,
+                                           error=error)
+                return
+        except IntegrityError:
+            event = StripeEvent.objects.select_for_update().get(stripe_event_id=payload["id"])
+        versioned_update(event, fields={"status": StripeEventStatus.FAILED, "attempts": event.attempts + 1,
+                                        "error": error})
+
+
+def _ingest(*, payload: dict[str, Any], reprocessed_by: str | None) -> IngestResult:
+    with log_context(event_id=payload.get("id")):
+        try:
+            result = _stripe_event_store_and_apply(payload=payload, reprocessed_by=reprocessed_by)
+        except DatabaseError:
+            raise  # nothing was written; the 5xx makes Stripe redeliver
+        except Exception as exc:
+            logger.exception("stripe event could not be applied")
+            _stripe_event_record_failure(payload=payload, error=f"{type(exc).__name__}: {exc}"[:2000])
+            raise
+        if result.refund_due_payment_id is not None:
+            from payments.services.refunds import payment_refund_late
+
+            payment_refund_late(payment=Payment.objects.get(pk=result.refund_due_payment_id))
+        logger.info("stripe event %s", result.status, extra={"type": payload.get("type")})
+        return result
+
+
+def stripe_event_ingest(*, payload: dict[str, Any]) -> IngestResult:
+    """Store and apply one verified webhook event (the view verified the signature)."""
+    return _ingest(payload=payload, reprocessed_by=None)
+
+
+def stripe_event_reprocess(*, stripe_event: StripeEvent, actor: str) -> IngestResult:
+    """Staff action (D4): apply a FAILED inbox event again. Raises InvalidState otherwise."""
+    stripe_event.refresh_from_db()
+    if stripe_event.status != StripeEventStatus.FAILED:
+        raise InvalidState(f"Only FAILED events can be re-processed (this one is {stripe_event.status}).")
+    logger.info("stripe event re-processed", extra={"event_id": stripe_event.stripe_event_id, "actor": actor})
+    return _ingest(payload=stripe_event.payload, reprocessed_by=actor)

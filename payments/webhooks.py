@@ -1,0 +1,47 @@
+"""POST /webhooks/stripe/ (B4): verify, then hand the event to the inbox service."""
+
+from __future__ import annotations
+
+import json
+
+import stripe
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from common.exceptions import ApplicationError
+from payments.services import stripe_event_ingest
+
+
+class InvalidWebhook(ApplicationError):
+    status_code = 400
+    code = "invalid_webhook"
+    title = "Invalid webhook"
+    default_detail = "The webhook signature or body is invalid."
+
+
+class StripeWebhookApi(APIView):
+    # Stripe authenticates with the signature: no token, no CSRF (DRF views are exempt
+    # unless SessionAuthentication runs), and never throttled — a 429 would only delay money.
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+
+    @extend_schema(request=None, responses={200: None}, exclude=True)
+    def post(self, request: Request) -> Response:
+        body = request.body  # the raw bytes: the signature covers them exactly
+        try:
+            stripe.Webhook.construct_event(body, request.headers.get("Stripe-Signature", ""),
+                                           settings.STRIPE_WEBHOOK_SECRET, tolerance=300)
+            payload = json.loads(body)
+        except stripe.SignatureVerificationError as exc:
+            raise InvalidWebhook("The Stripe signature does not match.", code="invalid_signature") from exc
+        except ValueError as exc:
+            raise InvalidWebhook("The body is not a Stripe event.") from exc
+        if not isinstance(payload, dict) or not payload.get("id") or not payload.get("type"):
+            raise InvalidWebhook("The event has no id or type.")
+        stripe_event_ingest(payload=payload)
+        return Response({"received": True})
