@@ -1,23 +1,35 @@
-"""Writing to the outbox. Delivery lives in outbox.delivery."""
+"""Writing to the outbox, staff alerts, and the dead-letter actions (C1, C5, C6).
+Delivery lives in outbox.delivery."""
 
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
+import sentry_sdk
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from outbox.models import OutboxEvent
+from common.db import retry_on_deadlock, versioned_update
+from common.exceptions import ApplicationError, InvalidState
+from outbox.models import DeadLetter, DeadLetterStatus, OutboxEvent, OutboxStatus
 
 logger = logging.getLogger("reserve.outbox")
 
 
+def _require_transaction(name: str) -> None:
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError(f"{name} must run inside the transaction of the state change")
+
+
 def outbox_enqueue(*, topic: str, dedup_key: str, payload: dict[str, Any], reservation: Any = None) -> OutboxEvent:
     """Add an event inside the caller's transaction (C1). A second enqueue with the same
-    dedup_key returns the first event (the unique constraint decides, in a savepoint)."""
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("outbox_enqueue must run inside the transaction of the state change")
+    dedup_key returns the first event (the unique constraint decides, in a savepoint).
+    `reservation` orders the event after that reservation's earlier events."""
+    _require_transaction("outbox_enqueue")
     try:
         with transaction.atomic():
             event = OutboxEvent.objects.create(
@@ -33,12 +45,117 @@ def outbox_enqueue(*, topic: str, dedup_key: str, payload: dict[str, Any], reser
 def _dispatch_soon(event_id: Any) -> None:
     """Low-latency path (C2): hand the event to a worker right after commit. The scheduled
     drain delivers it anyway if this enqueue is lost."""
-    try:
-        from outbox.tasks import enqueue_delivery
-    except ImportError:
-        return
+    from outbox.tasks import enqueue_delivery
+
     try:
         enqueue_delivery(event_id)
     except Exception:  # the broker being down must never fail the committed business write
         logger.warning("could not enqueue outbox delivery; the drain will pick it up",
                        extra={"event_id": str(event_id)}, exc_info=True)
+
+
+def outbox_event_rearm(*, event: OutboxEvent) -> OutboxEvent:
+    """Make an event due now with a fresh attempt budget; same id, so the same supplier
+    idempotency key (a replay cannot book twice). Inside the caller's transaction."""
+    _require_transaction("outbox_event_rearm")
+    fields = {"status": OutboxStatus.PENDING, "attempts": 0, "available_at": timezone.now(),
+              "locked_until": None, "locked_by": "", "delivered_at": None}
+    OutboxEvent.objects.filter(pk=event.pk).update(version=F("version") + 1, **fields)
+    event.refresh_from_db()
+    transaction.on_commit(lambda: _dispatch_soon(event.pk))
+    return event
+
+
+def staff_alert_enqueue(*, reservation: Any, subject: str, body: str, dedup_key: str | None = None) -> None:
+    """Tell staff (email to ALERT_EMAILS, Slack, Sentry) after the caller's transaction
+    commits. Alerts are outbox events of their own: retried with timeouts, and their failure
+    never touches the booking. Callers: the supplier flow, and the payments webhook for a
+    refund or dispute after supplier confirmation."""
+    _require_transaction("staff_alert_enqueue")
+    key = dedup_key or uuid.uuid4().hex
+    context = {"subject": subject[:200], "body": body,
+               "reservation_id": str(reservation.id) if reservation else None,
+               "reservation_code": reservation.code if reservation else None}
+    if settings.ALERT_EMAILS:
+        outbox_enqueue(topic="alert.email", dedup_key=f"alert.email:{key}", payload=context)
+    if settings.SLACK_WEBHOOK_URL:
+        outbox_enqueue(topic="alert.slack", dedup_key=f"alert.slack:{key}", payload=context)
+    message = f"{subject} ({context['reservation_code'] or '-'})"
+    transaction.on_commit(lambda: sentry_sdk.capture_message(message, level="error"))
+
+
+# --- dead letters (C6) ----------------------------------------------------------------------
+
+def dead_letter_mark_replayed(*, dead_letter: DeadLetter, actor: str) -> bool:
+    """Inside a transaction, with the dead letter locked: re-arm its event and mark it
+    REPLAYED. False when it was not OPEN any more (a second replay does nothing)."""
+    _require_transaction("dead_letter_mark_replayed")
+    if dead_letter.status != DeadLetterStatus.OPEN:
+        return False
+    event = OutboxEvent.objects.select_for_update().get(pk=dead_letter.event_id)
+    if event.status == OutboxStatus.DEAD:
+        outbox_event_rearm(event=event)
+    versioned_update(dead_letter, fields={"status": DeadLetterStatus.REPLAYED, "resolved_by": actor[:160],
+                                          "resolved_at": timezone.now()})
+    return True
+
+
+def _lock_dead_letter(dead_letter: DeadLetter) -> tuple[DeadLetter, Any]:
+    """Lock in the order every other writer uses: reservation first, then outbox rows."""
+    from reservations.services import reservation_get_locked
+
+    reservation = None
+    if dead_letter.reservation_id:
+        reservation = reservation_get_locked(reservation_id=dead_letter.reservation_id)
+    return DeadLetter.objects.select_for_update().get(pk=dead_letter.pk), reservation
+
+
+@retry_on_deadlock
+def dead_letter_replay(*, dead_letter: DeadLetter, actor: str) -> DeadLetter:
+    """Deliver a dead event again (same event id, attempts reset). Idempotent: replaying
+    twice books once. Audited on the reservation timeline."""
+    from reservations.models import ReservationStatus, SupplierStatus
+    from reservations.services import reservation_record_event, reservation_set_supplier_status
+
+    with transaction.atomic(durable=True):
+        locked, reservation = _lock_dead_letter(dead_letter)
+        if not dead_letter_mark_replayed(dead_letter=locked, actor=actor):
+            return locked
+        if reservation is not None:
+            reason = f"dead letter replayed ({locked.topic})"
+            data = {"dead_letter_id": locked.pk, "event_id": str(locked.event_id)}
+            if (locked.topic == "supplier.book" and reservation.status == ReservationStatus.CONFIRMED_INTERNAL
+                    and reservation.supplier_status == SupplierStatus.ON_REQUEST):
+                reservation_set_supplier_status(reservation=reservation, supplier_status=SupplierStatus.PENDING,
+                                                actor=actor, reason=reason, data=data)
+            else:
+                reservation_record_event(reservation=reservation, actor=actor, reason=reason, data=data,
+                                         from_status=reservation.status, to_status=reservation.status)
+    logger.info("dead letter replayed", extra={"dead_letter_id": locked.pk, "event_id": str(locked.event_id)})
+    return locked
+
+
+@retry_on_deadlock
+def dead_letter_discard(*, dead_letter: DeadLetter, actor: str, reason: str) -> DeadLetter:
+    """Give up on a dead event for good, with a reason. Audited on the reservation timeline."""
+    from reservations.services import reservation_record_event
+
+    if not reason.strip():
+        raise ApplicationError("A reason is required to discard a dead letter.", code="reason_required")
+    with transaction.atomic(durable=True):
+        locked, reservation = _lock_dead_letter(dead_letter)
+        if locked.status == DeadLetterStatus.DISCARDED:
+            return locked
+        if locked.status != DeadLetterStatus.OPEN:
+            raise InvalidState(f"A {locked.status} dead letter cannot be discarded.",
+                               extra={"current_status": locked.status})
+        OutboxEvent.objects.filter(pk=locked.event_id, status=OutboxStatus.DEAD).update(
+            status=OutboxStatus.DISCARDED, version=F("version") + 1)
+        versioned_update(locked, fields={"status": DeadLetterStatus.DISCARDED, "resolved_by": actor[:160],
+                                         "reason": reason[:500], "resolved_at": timezone.now()})
+        if reservation is not None:
+            reservation_record_event(reservation=reservation, actor=actor,
+                                     reason=f"dead letter discarded ({locked.topic}): {reason}"[:500],
+                                     data={"dead_letter_id": locked.pk, "event_id": str(locked.event_id)},
+                                     from_status=reservation.status, to_status=reservation.status)
+    return locked

@@ -156,6 +156,9 @@ IDEMPOTENCY_LOCK_STALE_SECONDS = env.int("IDEMPOTENCY_LOCK_STALE_SECONDS", defau
 OUTBOX_BACKOFF_BASE_SECONDS = env.int("OUTBOX_BACKOFF_BASE_SECONDS", default=15)
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=5)
 OUTBOX_LEASE_SECONDS = env.int("OUTBOX_LEASE_SECONDS", default=60)
+# How long one scheduled drain task loops. Longer than its 1-minute schedule plus the
+# scheduler's ~30 s granularity, so a drain is always running (C3); shorter than Q timeout.
+OUTBOX_DRAIN_SECONDS = env.int("OUTBOX_DRAIN_SECONDS", default=100)
 SUPPLIER_BREAKER_FAIL_MAX = env.int("SUPPLIER_BREAKER_FAIL_MAX", default=5)
 SUPPLIER_BREAKER_RESET_SECONDS = env.int("SUPPLIER_BREAKER_RESET_SECONDS", default=30)
 
@@ -173,7 +176,8 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Reserve & Charge <no-rep
 # delivered twice while it still runs.
 Q_CLUSTER = {
     "name": "reserve",
-    "workers": env.int("Q_WORKERS", default=2),
+    # Up to two overlapping drains occupy workers; the others serve on-commit deliveries.
+    "workers": env.int("Q_WORKERS", default=4),
     "timeout": env.int("Q_TIMEOUT_SECONDS", default=120),
     "retry": env.int("Q_RETRY_SECONDS", default=300),
     "max_attempts": 1,

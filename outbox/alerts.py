@@ -1,0 +1,66 @@
+"""Notification topics: staff alerts (email, Slack) and customer email (C5).
+
+Each is an outbox event with its own bounded retries and explicit timeouts (E5: SMTP uses
+EMAIL_TIMEOUT, Slack SLACK_TIMEOUT_SECONDS). A dead alert is logged and sent to Sentry; it
+never raises another alert and never touches a reservation."""
+
+from __future__ import annotations
+
+import logging
+
+import requests
+import sentry_sdk
+from django.conf import settings
+from django.core.mail import send_mail
+
+from outbox.handlers import Verdict
+from outbox.models import OutboxEvent
+
+logger = logging.getLogger("reserve.alerts")
+
+
+class _Notification:
+    def apply(self, event: OutboxEvent, result: str | None) -> Verdict:
+        return Verdict.retry(result) if result else Verdict.delivered()
+
+    def on_dead(self, event: OutboxEvent, error: str) -> None:
+        logger.error("notification gave up", extra={"event_id": str(event.id), "topic": event.topic, "error": error})
+        sentry_sdk.capture_message(f"{event.topic} could not be delivered: {error}", level="error")
+
+
+class AlertEmailHandler(_Notification):
+    def perform(self, event: OutboxEvent) -> str | None:
+        recipients = list(settings.ALERT_EMAILS)
+        if not recipients:
+            return None
+        try:
+            send_mail(f"[Reserve & Charge] {event.payload['subject']}", event.payload["body"],
+                      settings.DEFAULT_FROM_EMAIL, recipients)
+        except OSError as exc:  # smtplib errors, refused connections and timeouts all are
+            return f"email: {type(exc).__name__}: {exc}"[:500]
+        return None
+
+
+class CustomerEmailHandler(_Notification):
+    def perform(self, event: OutboxEvent) -> str | None:
+        try:
+            send_mail(event.payload["subject"], event.payload["body"], settings.DEFAULT_FROM_EMAIL,
+                      [event.payload["to"]])
+        except OSError as exc:
+            return f"email: {type(exc).__name__}: {exc}"[:500]
+        return None
+
+
+class AlertSlackHandler(_Notification):
+    def perform(self, event: OutboxEvent) -> str | None:
+        url = settings.SLACK_WEBHOOK_URL
+        if not url:
+            return None
+        text = f"*{event.payload['subject']}*\n{event.payload['body']}"
+        try:
+            response = requests.post(url, json={"text": text}, timeout=settings.SLACK_TIMEOUT_SECONDS)
+        except requests.RequestException as exc:
+            return f"slack: {type(exc).__name__}"
+        if response.status_code >= 300:
+            return f"slack: HTTP {response.status_code}"
+        return None

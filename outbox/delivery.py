@@ -1,0 +1,244 @@
+"""Delivering outbox events (C2, C3): claim in a short transaction, act outside any
+transaction, record the result in its own transaction with a version check.
+
+At-least-once: a worker that dies holding a lease leaves the event IN_FLIGHT until
+`locked_until`, then another worker claims it again. Exactly-once effect comes from the
+handlers' stable idempotency keys."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from django.db.models import F, Min, Q
+from django.utils import timezone
+
+from common.db import retry_on_deadlock
+from outbox.handlers import PerformFailed, UnknownTopic, Verdict, VerdictKind, handler_for
+from outbox.models import UNFINISHED, DeadLetter, OutboxEvent, OutboxStatus
+from outbox.policy import RetryPolicy
+
+logger = logging.getLogger("reserve.outbox")
+
+MAX_ERROR_HISTORY = 50
+IDLE_POLL_SECONDS = 1.0  # bounds the delay of an event whose on-commit enqueue was lost
+MIN_SLEEP_SECONDS = 0.05  # an event due but waiting behind its reservation's older event
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"[:128]
+
+
+def _due() -> Q:
+    now = timezone.now()
+    return Q(status=OutboxStatus.PENDING, available_at__lte=now) | Q(
+        status=OutboxStatus.IN_FLIGHT, locked_until__lte=now
+    )
+
+
+def _first_in_line(candidates: list[OutboxEvent], now: dt.datetime) -> list[OutboxEvent]:
+    """Keep the candidates that may go now: a reservation's events go one at a time, oldest
+    first (a supplier.cancel never overtakes the supplier.book it undoes)."""
+    reservation_ids = {c.reservation_id for c in candidates if c.reservation_id}
+    head: dict[Any, tuple[Any, Any]] = {}
+    busy: set[Any] = set()
+    rows = OutboxEvent.objects.filter(reservation_id__in=reservation_ids, status__in=UNFINISHED).values_list(
+        "id", "reservation_id", "status", "created_at", "locked_until"
+    )
+    for event_id, reservation_id, status, created_at, locked_until in rows:
+        if status == OutboxStatus.IN_FLIGHT and locked_until and locked_until > now:
+            busy.add(reservation_id)
+        key = (created_at, str(event_id))
+        if reservation_id not in head or key < head[reservation_id]:
+            head[reservation_id] = key
+    chosen = []
+    for c in candidates:
+        if c.reservation_id is None:
+            chosen.append(c)
+        elif c.reservation_id not in busy and head.get(c.reservation_id, (None, str(c.id)))[1] == str(c.id):
+            busy.add(c.reservation_id)  # one per reservation in this batch too
+            chosen.append(c)
+    return chosen
+
+
+@retry_on_deadlock
+def outbox_claim_due(*, worker: str, limit: int = 10, event_id: uuid.UUID | str | None = None) -> list[OutboxEvent]:
+    """Lease up to `limit` due events to `worker`. Rows another worker is claiming right now
+    are skipped (SKIP LOCKED) rather than waited for."""
+    lease = dt.timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+    with transaction.atomic(durable=True):
+        now = timezone.now()
+        qs = OutboxEvent.objects.select_for_update(skip_locked=True).filter(_due())
+        if event_id is not None:
+            qs = qs.filter(pk=event_id)
+        candidates = list(qs.order_by("available_at")[: limit * 3])
+        claimed = []
+        for event in _first_in_line(candidates, now)[:limit]:
+            fields = {"status": OutboxStatus.IN_FLIGHT, "locked_until": now + lease, "locked_by": worker,
+                      "attempts": event.attempts + 1}
+            if OutboxEvent.objects.filter(pk=event.pk, version=event.version).update(
+                version=F("version") + 1, **fields
+            ):
+                for name, value in fields.items():
+                    setattr(event, name, value)
+                event.version += 1
+                claimed.append(event)
+    return claimed
+
+
+def outbox_deliver(*, event: OutboxEvent, policy: RetryPolicy | None = None) -> str:
+    """Deliver one claimed event; returns the verdict applied, or "stale" when the lease was
+    taken over meanwhile (the other worker's result counts, ours is dropped)."""
+    policy = policy or RetryPolicy.from_settings()
+    try:
+        handler = handler_for(event.topic)
+    except UnknownTopic:
+        return _finish(event=event, verdict=Verdict.dead(f"no handler for topic {event.topic}"), policy=policy)
+    try:
+        result: Any = handler.perform(event)
+    except Exception as exc:  # a failing handler costs an attempt; the row keeps the error
+        logger.exception("outbox perform failed", extra={"event_id": str(event.id), "topic": event.topic})
+        result = PerformFailed(f"{type(exc).__name__}: {exc}"[:500])
+    try:
+        return _apply(event=event, handler=handler, result=result, policy=policy)
+    except Exception as exc:  # recording failed: count the attempt as failed, if still ours
+        logger.exception("outbox apply failed", extra={"event_id": str(event.id), "topic": event.topic})
+        return _finish(event=event, verdict=Verdict.retry(f"apply failed: {type(exc).__name__}: {exc}"[:500]),
+                       policy=policy)
+
+
+def _locked_if_still_ours(event: OutboxEvent) -> OutboxEvent | None:
+    return (OutboxEvent.objects.select_for_update()
+            .filter(pk=event.pk, version=event.version, status=OutboxStatus.IN_FLIGHT).first())
+
+
+@retry_on_deadlock
+def _apply(*, event: OutboxEvent, handler: Any, result: Any, policy: RetryPolicy) -> str:
+    with transaction.atomic(durable=True):
+        locked = _locked_if_still_ours(event)
+        if locked is None:
+            logger.warning("outbox result dropped: lease taken over", extra={"event_id": str(event.id)})
+            return "stale"
+        verdict = Verdict.retry(result.error) if isinstance(result, PerformFailed) else handler.apply(locked, result)
+        return _record(locked, verdict, policy, handler)
+
+
+@retry_on_deadlock
+def _finish(*, event: OutboxEvent, verdict: Verdict, policy: RetryPolicy) -> str:
+    with transaction.atomic(durable=True):
+        locked = _locked_if_still_ours(event)
+        if locked is None:
+            return "stale"
+        try:
+            handler = handler_for(locked.topic)
+        except UnknownTopic:
+            handler = None
+        return _record(locked, verdict, policy, handler)
+
+
+def _record(event: OutboxEvent, verdict: Verdict, policy: RetryPolicy, handler: Any) -> str:
+    now = timezone.now()
+    fields: dict[str, Any] = {"locked_until": None, "locked_by": ""}
+    kind = verdict.kind
+    if kind is not VerdictKind.DELIVERED:
+        event.errors = [*event.errors, {"attempt": event.attempts, "at": now.isoformat(), "error": verdict.error}]
+        fields.update(errors=event.errors[-MAX_ERROR_HISTORY:], last_error=verdict.error)
+        if kind is VerdictKind.RETRY and policy.exhausted(event.attempts):
+            kind = VerdictKind.DEAD
+    if kind is VerdictKind.DELIVERED:
+        fields.update(status=OutboxStatus.DELIVERED, delivered_at=now)
+    elif kind is VerdictKind.RETRY:
+        fields.update(status=OutboxStatus.PENDING, available_at=now + policy.delay(event.attempts))
+        fields["errors"][-1]["retry_at"] = fields["available_at"].isoformat()
+    else:
+        fields.update(status=OutboxStatus.DEAD)
+    OutboxEvent.objects.filter(pk=event.pk, version=event.version).update(version=F("version") + 1, **fields)
+    for name, value in fields.items():
+        setattr(event, name, value)
+    event.version += 1
+    if kind is VerdictKind.DEAD:
+        DeadLetter.objects.create(event=event, topic=event.topic, reservation_id=event.reservation_id,
+                                  payload=event.payload, error_history=event.errors, last_error=verdict.error,
+                                  attempts=event.attempts)
+        if handler is not None:
+            handler.on_dead(event, verdict.error)
+        logger.error("outbox event dead-lettered", extra={"event_id": str(event.id), "topic": event.topic,
+                                                          "error": verdict.error})
+    return kind.value
+
+
+# --- draining ------------------------------------------------------------------------------
+
+@dataclass
+class DrainStats:
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+    stale: int = 0
+
+    def count(self, outcome: str) -> None:
+        name = {"delivered": "delivered", "retry": "retried", "dead": "dead"}.get(outcome, "stale")
+        setattr(self, name, getattr(self, name) + 1)
+
+    @property
+    def total(self) -> int:
+        return self.delivered + self.retried + self.dead + self.stale
+
+
+def outbox_release(*, event: OutboxEvent) -> None:
+    """Give back a claim that was not attempted (the drain ran out of time)."""
+    OutboxEvent.objects.filter(pk=event.pk, version=event.version, status=OutboxStatus.IN_FLIGHT).update(
+        status=OutboxStatus.PENDING, attempts=F("attempts") - 1, locked_until=None, locked_by="",
+        version=F("version") + 1)
+
+
+def outbox_drain_once(*, worker: str | None = None, limit: int = 10, stop_at: float | None = None) -> DrainStats:
+    """Claim and deliver one batch (used by the drain loop, and directly by tests). Claims
+    left when the monotonic `stop_at` passes are released, not left to their lease."""
+    stats = DrainStats()
+    for event in outbox_claim_due(worker=worker or worker_name(), limit=limit):
+        if stop_at is not None and time.monotonic() >= stop_at:
+            outbox_release(event=event)
+            continue
+        stats.count(outbox_deliver(event=event))
+    return stats
+
+
+def outbox_next_wakeup(*, now: dt.datetime) -> float:
+    """Seconds until something may become due, bounded so that new events are seen soon."""
+    nearest = OutboxEvent.objects.filter(status__in=UNFINISHED).aggregate(
+        pending=Min("available_at", filter=Q(status=OutboxStatus.PENDING)),
+        lease=Min("locked_until", filter=Q(status=OutboxStatus.IN_FLIGHT)),
+    )
+    times = [t for t in nearest.values() if t is not None]
+    if not times:
+        return IDLE_POLL_SECONDS
+
+    return min(max((min(times) - now).total_seconds(), MIN_SLEEP_SECONDS), IDLE_POLL_SECONDS)
+
+
+def outbox_drain(*, duration_seconds: float, limit: int = 10) -> DrainStats:
+    """Deliver whatever is due for `duration_seconds`, sleeping until the next due time in
+    between (bounded by IDLE_POLL_SECONDS). The queue's scheduler only fires about every
+    30 s (facts.md), so the drain itself keeps attempts within ~1 s of their due time."""
+    total = DrainStats()
+    worker = worker_name()
+    deadline = time.monotonic() + duration_seconds
+    while time.monotonic() < deadline:
+        close_old_connections()  # a long-running task must survive a server-side disconnect
+        batch = outbox_drain_once(worker=worker, limit=limit, stop_at=deadline)
+        for name in ("delivered", "retried", "dead", "stale"):
+            setattr(total, name, getattr(total, name) + getattr(batch, name))
+        if batch.total:
+            continue
+        time.sleep(min(outbox_next_wakeup(now=timezone.now()), max(deadline - time.monotonic(), 0)))
+    return total

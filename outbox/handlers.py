@@ -1,0 +1,78 @@
+"""What delivering one topic means. A handler's `perform` talks to the outside world and runs
+outside any transaction; `apply` records the result inside the delivery's transaction, after
+the event row is locked and its version checked, and returns a Verdict."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from django.utils.module_loading import import_string
+
+from outbox.models import OutboxEvent
+
+
+class VerdictKind(enum.StrEnum):
+    DELIVERED = "delivered"
+    RETRY = "retry"  # retried per the RetryPolicy, dead when it is exhausted
+    DEAD = "dead"  # retrying cannot help
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: VerdictKind
+    error: str = ""
+    note: str = ""
+
+    @classmethod
+    def delivered(cls, note: str = "") -> Verdict:
+        return cls(VerdictKind.DELIVERED, note=note)
+
+    @classmethod
+    def retry(cls, error: str) -> Verdict:
+        return cls(VerdictKind.RETRY, error=error)
+
+    @classmethod
+    def dead(cls, error: str) -> Verdict:
+        return cls(VerdictKind.DEAD, error=error)
+
+
+@dataclass(frozen=True)
+class PerformFailed:
+    """`perform` raised: recorded as a retryable attempt (a bug must not lose the event)."""
+
+    error: str
+
+
+class TopicHandler(Protocol):
+    def perform(self, event: OutboxEvent) -> Any: ...
+
+    def apply(self, event: OutboxEvent, result: Any) -> Verdict: ...
+
+    def on_dead(self, event: OutboxEvent, error: str) -> None: ...
+
+
+# topic -> handler class. Dotted paths keep the outbox free of imports of the apps it serves.
+HANDLERS: dict[str, str] = {
+    "supplier.book": "suppliers.booking.SupplierBookHandler",
+    "supplier.cancel": "suppliers.booking.SupplierCancelHandler",
+    "reservation.compensate": "suppliers.booking.RejectionCompensationHandler",
+    "alert.email": "outbox.alerts.AlertEmailHandler",
+    "alert.slack": "outbox.alerts.AlertSlackHandler",
+    "email.customer": "outbox.alerts.CustomerEmailHandler",
+}
+
+_instances: dict[str, TopicHandler] = {}
+
+
+class UnknownTopic(LookupError):
+    pass
+
+
+def handler_for(topic: str) -> TopicHandler:
+    if topic not in _instances:
+        if topic not in HANDLERS:
+            raise UnknownTopic(topic)
+        _instances[topic] = import_string(HANDLERS[topic])()
+    return _instances[topic]

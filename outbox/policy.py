@@ -1,0 +1,37 @@
+"""The one retry policy of the outbox (C3)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.conf import settings
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """`min(base * 2**(attempt-1), max_delay)` seconds after failed attempt `attempt`.
+
+    `max_retries` (OUTBOX_MAX_ATTEMPTS) counts the retries after the first call, so the
+    default schedule is the audit's: first call, then retries after 15, 30, 60, 120 and
+    240 s; the event is dead when the sixth call fails too."""
+
+    base_seconds: float
+    max_retries: int
+    max_delay_seconds: float = 300
+
+    @classmethod
+    def from_settings(cls) -> RetryPolicy:
+        return cls(base_seconds=settings.OUTBOX_BACKOFF_BASE_SECONDS, max_retries=settings.OUTBOX_MAX_ATTEMPTS)
+
+    def delay(self, attempt: int) -> dt.timedelta:
+        """How long to wait after failed attempt number `attempt` (1-based)."""
+        return dt.timedelta(seconds=min(self.base_seconds * 2 ** (attempt - 1), self.max_delay_seconds))
+
+    def exhausted(self, attempts: int) -> bool:
+        """True when `attempts` calls have been made and no retry is left."""
+        return attempts > self.max_retries
+
+    def schedule(self) -> list[float]:
+        """Every retry delay in seconds, in order (for docs, admin and tests)."""
+        return [self.delay(n).total_seconds() for n in range(1, self.max_retries + 1)]

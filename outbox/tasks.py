@@ -1,0 +1,37 @@
+"""django-q2 entry points. The queue only carries "look at the outbox now": retry state lives
+on the outbox rows, and failed tasks are acknowledged, never re-run by the broker (settings
+Q_CLUSTER: max_attempts=1, ack_failures=True)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django_q.tasks import async_task
+
+from outbox.delivery import outbox_claim_due, outbox_deliver, outbox_drain, worker_name
+
+
+def enqueue_delivery(event_id: uuid.UUID | str) -> None:
+    """Called on commit of the transaction that wrote the event (low latency, C2)."""
+    # save=False: a delivery's outcome is on the outbox row; the queue's result table would
+    # only grow by one row per event.
+    async_task("outbox.tasks.outbox_deliver_event", str(event_id),
+               q_options={"task_name": f"outbox:{event_id}", "save": False})
+
+
+def outbox_deliver_event(event_id: str) -> str:
+    """Deliver one event if it is due and free; otherwise the drain will."""
+    claimed = outbox_claim_due(worker=worker_name(), limit=1, event_id=event_id)
+    if not claimed:
+        return "not claimable"
+    return outbox_deliver(event=claimed[0])
+
+
+def outbox_drain_task() -> dict[str, int]:
+    """Scheduled every minute; loops for OUTBOX_DRAIN_SECONDS so that there is always a
+    drain running even though the scheduler fires late by up to ~30 s."""
+    # Stop early enough that the event in progress finishes before the queue's timeout.
+    duration = min(settings.OUTBOX_DRAIN_SECONDS, settings.Q_CLUSTER["timeout"] - 20)
+    stats = outbox_drain(duration_seconds=duration)
+    return {"delivered": stats.delivered, "retried": stats.retried, "dead": stats.dead, "stale": stats.stale}

@@ -1,0 +1,73 @@
+"""The interface between the booking flow and one supplier's API (C4).
+
+Real suppliers differ; each is reached through an adapter that turns its answers into one
+`SupplierResult`, so the outbox never reads HTTP status codes itself."""
+
+from __future__ import annotations
+
+import abc
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class SupplierOutcome(enum.StrEnum):
+    CONFIRMED = "confirmed"  # booked
+    ON_REQUEST = "on_request"  # the supplier decides later, by hand
+    REJECTED = "rejected"  # no availability: compensate (refund, cancel)
+    CANCELLED = "cancelled"  # a DELETE succeeded, or the booking was already gone
+    RETRYABLE = "retryable"  # 5xx, 429, timeout, connection error, breaker open
+    PERMANENT = "permanent"  # any other 4xx: retrying cannot help
+
+
+@dataclass(frozen=True)
+class BookingRequest:
+    reference: str  # our reservation code
+    product_code: str
+    date: str  # ISO date
+    quantity: int
+    guest_name: str
+
+    def as_payload(self) -> dict[str, Any]:
+        return {"reference": self.reference, "product_code": self.product_code, "date": self.date,
+                "quantity": self.quantity, "guest_name": self.guest_name}
+
+
+@dataclass(frozen=True)
+class SupplierResult:
+    """One attempt, classified. `request` is already redacted: it is stored as the audit."""
+
+    outcome: SupplierOutcome
+    operation: str  # book, cancel
+    idempotency_key: str
+    request: dict[str, Any]
+    response: Any = None
+    http_status: int | None = None
+    error_code: str = ""
+    duration_ms: int = 0
+    booking_id: str = ""
+    confirmation_code: str = ""
+    call_made: bool = True  # False when the breaker was open
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reference(self) -> str:
+        """What we show as `supplier_reference`: the confirmation code, else the booking id."""
+        return self.confirmation_code or self.booking_id
+
+    @property
+    def error(self) -> str:
+        if self.outcome in (SupplierOutcome.RETRYABLE, SupplierOutcome.PERMANENT, SupplierOutcome.REJECTED):
+            return f"{self.operation}: {self.error_code or 'error'} (HTTP {self.http_status or '-'})"
+        return ""
+
+
+class SupplierAdapter(abc.ABC):
+    """What the booking flow needs from a supplier. Implementations never raise for a
+    supplier-side failure: they classify it."""
+
+    @abc.abstractmethod
+    def book(self, *, booking: BookingRequest, idempotency_key: str) -> SupplierResult: ...
+
+    @abc.abstractmethod
+    def cancel(self, *, booking_id: str, idempotency_key: str) -> SupplierResult: ...

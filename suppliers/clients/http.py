@@ -1,0 +1,149 @@
+"""The reference HTTP adapter (api.md, "Supplier API"): requests with (connect, read)
+timeouts from the Supplier row, a Bearer key that is never stored or logged, a stable
+Idempotency-Key, and a circuit breaker per supplier whose state all workers share."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pybreaker
+import requests
+from django.conf import settings
+
+from suppliers.clients.base import BookingRequest, SupplierAdapter, SupplierOutcome, SupplierResult
+from suppliers.models import Supplier
+
+logger = logging.getLogger("reserve.suppliers")
+
+REDACTED = "***"
+_local = threading.local()
+
+
+def _session() -> requests.Session:
+    # A Session per thread: connection reuse without sharing one pool across threads.
+    session = getattr(_local, "session", None)
+    if session is None:
+        session = _local.session = requests.Session()
+    return session
+
+
+class _SupplierUnavailable(Exception):
+    """Raised inside the breaker for retryable answers, so that only they count as failures."""
+
+    def __init__(self, result: SupplierResult) -> None:
+        super().__init__(result.error_code)
+        self.result = result
+
+
+def _json_or_text(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return {"text": response.text[:2000]}
+
+
+class HttpSupplierAdapter(SupplierAdapter):
+    def __init__(self, supplier: Supplier) -> None:
+        self.supplier = supplier
+        self.base_url = supplier.base_url.rstrip("/")
+
+    # --- public ------------------------------------------------------------------------------
+
+    def book(self, *, booking: BookingRequest, idempotency_key: str) -> SupplierResult:
+        return self._call("book", "POST", "/bookings", key=idempotency_key, body=booking.as_payload(),
+                          classify=self._classify_book)
+
+    def cancel(self, *, booking_id: str, idempotency_key: str) -> SupplierResult:
+        return self._call("cancel", "DELETE", f"/bookings/{requests.utils.quote(booking_id, safe='')}",
+                          key=idempotency_key, body=None, classify=self._classify_cancel)
+
+    # --- mechanics ---------------------------------------------------------------------------
+
+    def _breaker(self) -> pybreaker.CircuitBreaker:
+        from common.breakers import get_breaker
+
+        return get_breaker(f"supplier:{self.supplier.slug}", fail_max=settings.SUPPLIER_BREAKER_FAIL_MAX,
+                           reset_timeout=settings.SUPPLIER_BREAKER_RESET_SECONDS)
+
+    def _call(self, operation: str, method: str, path: str, *, key: str, body: dict[str, Any] | None,
+              classify: Callable[[int, Any], tuple[SupplierOutcome, str]]) -> SupplierResult:
+        url = self.base_url + path
+        audit_request = {"method": method, "url": url, "headers": {"Authorization": f"Bearer {REDACTED}",
+                                                                  "Idempotency-Key": key}, "body": body}
+        base = {"operation": operation, "idempotency_key": key, "request": audit_request}
+
+        def attempt() -> SupplierResult:
+            started = time.monotonic()
+            try:
+                response = _session().request(
+                    method, url, json=body,
+                    headers={"Authorization": f"Bearer {self.supplier.api_key}", "Idempotency-Key": key},
+                    timeout=(self.supplier.connect_timeout_seconds, self.supplier.timeout_seconds),
+                    allow_redirects=False,
+                )
+            except requests.Timeout as exc:
+                code = "connect_timeout" if isinstance(exc, requests.ConnectTimeout) else "read_timeout"
+                result = SupplierResult(outcome=SupplierOutcome.RETRYABLE, error_code=code,
+                                        duration_ms=_ms(started), **base)
+                raise _SupplierUnavailable(result) from exc
+            except requests.RequestException as exc:
+                result = SupplierResult(outcome=SupplierOutcome.RETRYABLE, error_code="connection_error",
+                                        duration_ms=_ms(started), details={"exception": type(exc).__name__},
+                                        **base)
+                raise _SupplierUnavailable(result) from exc
+            payload = _json_or_text(response)
+            outcome, error_code = classify(response.status_code, payload)
+            data = payload if isinstance(payload, dict) else {}
+            result = SupplierResult(
+                outcome=outcome, response=payload, http_status=response.status_code, error_code=error_code,
+                duration_ms=_ms(started), booking_id=str(data.get("booking_id") or ""),
+                confirmation_code=str(data.get("confirmation_code") or ""), **base,
+            )
+            if outcome is SupplierOutcome.RETRYABLE:
+                raise _SupplierUnavailable(result)
+            return result
+
+        try:
+            return self._breaker().call(attempt)
+        except _SupplierUnavailable as exc:
+            return exc.result
+        except pybreaker.CircuitBreakerError as exc:
+            # Either the breaker was open (no call made) or this very failure tripped it.
+            cause = exc.__context__
+            if isinstance(cause, _SupplierUnavailable):
+                return cause.result
+            return SupplierResult(outcome=SupplierOutcome.RETRYABLE, error_code="breaker_open", call_made=False,
+                                  **base)
+
+    @staticmethod
+    def _classify_book(status: int, payload: Any) -> tuple[SupplierOutcome, str]:
+        body = payload if isinstance(payload, dict) else {}
+        if status in (200, 201) and body.get("status") == "CONFIRMED":
+            return SupplierOutcome.CONFIRMED, ""
+        if status == 202 or body.get("status") == "ON_REQUEST":
+            return SupplierOutcome.ON_REQUEST, ""
+        if status == 409 and body.get("error") == "no_availability":
+            return SupplierOutcome.REJECTED, "no_availability"
+        if status == 429 or status >= 500:
+            return SupplierOutcome.RETRYABLE, f"http_{status}"
+        if 200 <= status < 300:
+            # A 2xx we cannot read is not a booking we can rely on: a person must look.
+            return SupplierOutcome.PERMANENT, "unexpected_response"
+        return SupplierOutcome.PERMANENT, str(body.get("error") or f"http_{status}")[:64]
+
+    @staticmethod
+    def _classify_cancel(status: int, payload: Any) -> tuple[SupplierOutcome, str]:
+        if status in (200, 202, 204, 404):  # 404: already cancelled or never made
+            return SupplierOutcome.CANCELLED, ""
+        if status == 429 or status >= 500:
+            return SupplierOutcome.RETRYABLE, f"http_{status}"
+        body = payload if isinstance(payload, dict) else {}
+        return SupplierOutcome.PERMANENT, str(body.get("error") or f"http_{status}")[:64]
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
