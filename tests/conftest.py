@@ -80,3 +80,34 @@ def stripe_local(localstripe, settings):
     """Point the Stripe gateway at localstripe for this test; yields the base URL."""
     settings.STRIPE_API_BASE = localstripe
     return localstripe
+
+
+# --- Fake supplier and Slack sink (outbox) -------------------------------------------------
+
+@pytest.fixture(scope="session")
+def _fake_supplier_server():
+    from tests.support.fake_supplier import start_fake_supplier, stop_fake_supplier
+
+    handle, proc = start_fake_supplier()
+    try:
+        yield handle
+    finally:
+        stop_fake_supplier(proc)
+
+
+@pytest.fixture
+def fake_supplier(_fake_supplier_server, supplier):
+    """The fake supplier over real HTTP, reset, with `supplier` pointing at it."""
+    _fake_supplier_server.reset()
+    supplier.base_url = _fake_supplier_server.base_url
+    supplier.save(update_fields=["base_url"])
+    return _fake_supplier_server
+
+
+@pytest.fixture
+def slack_sink(settings):
+    from tests.support.slack_sink import SlackSink
+
+    with SlackSink() as sink:
+        settings.SLACK_WEBHOOK_URL = sink.url
+        yield sink
