@@ -1,0 +1,140 @@
+"""C2: leases, SKIP LOCKED claims, per-reservation order."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import Counter
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from outbox.delivery import outbox_claim_due, outbox_deliver, outbox_drain_once
+from outbox.models import UNFINISHED, OutboxEvent, OutboxStatus
+from outbox.services import outbox_enqueue
+from reservations.models import Reservation, ReservationStatus
+from suppliers.models import SupplierRequest
+from tests.outbox.conftest import drain_all, paid_reservation
+
+
+def _enqueue_cancel(reservation):
+    with transaction.atomic():
+        return outbox_enqueue(topic="supplier.cancel", dedup_key=f"supplier.cancel:{reservation.id}",
+                              payload={"reservation_id": str(reservation.id)}, reservation=reservation)
+
+
+@pytest.mark.django_db
+def test_a_live_lease_is_not_claimed_again(fake_supplier, product):
+    paid_reservation(product)
+
+    [claimed] = outbox_claim_due(worker="A", limit=5)
+
+    assert claimed.status == OutboxStatus.IN_FLIGHT
+    assert claimed.locked_by == "A"
+    assert claimed.attempts == 1
+    assert outbox_claim_due(worker="B", limit=5) == []
+
+
+@pytest.mark.django_db
+def test_an_expired_lease_is_taken_over_and_the_old_workers_result_is_dropped(fake_supplier, product):
+    reservation = paid_reservation(product)
+    [a] = outbox_claim_due(worker="A", limit=1)
+    OutboxEvent.objects.filter(pk=a.pk).update(locked_until=timezone.now() - dt.timedelta(seconds=1))
+
+    [b] = outbox_claim_due(worker="B", limit=1)
+
+    assert (b.pk, b.locked_by, b.attempts) == (a.pk, "B", 2)
+    assert outbox_deliver(event=a) == "stale"  # A comes back late: its answer is not applied
+    reservation.refresh_from_db()
+    assert reservation.status == ReservationStatus.PAID
+    assert outbox_deliver(event=b) == "delivered"
+    reservation.refresh_from_db()
+    assert reservation.status == ReservationStatus.CONFIRMED
+    assert len(fake_supplier.bookings(reference=reservation.code)) == 1
+    assert SupplierRequest.objects.filter(reservation=reservation).count() == 2  # both calls audited
+
+
+@pytest.mark.django_db
+def test_a_reservations_later_event_waits_for_the_earlier_one(fake_supplier, product):
+    reservation = paid_reservation(product)
+    cancel = _enqueue_cancel(reservation)
+
+    [first] = outbox_claim_due(worker="A", limit=10)
+
+    assert first.topic == "supplier.book"
+    assert outbox_claim_due(worker="B", limit=10) == []  # the cancel must not overtake the book
+    outbox_deliver(event=first)
+    [second] = outbox_claim_due(worker="B", limit=10)
+    assert second.pk == cancel.pk
+
+
+@pytest.mark.django_db
+def test_a_backed_off_book_still_holds_back_the_cancel(fake_supplier, product):
+    fake_supplier.set_mode(product.code, "fail")
+    reservation = paid_reservation(product)
+    outbox_drain_once()  # first attempt fails: retry in 15 s
+    _enqueue_cancel(reservation)
+
+    assert outbox_claim_due(worker="B", limit=10) == []
+
+
+@pytest.mark.django_db
+def test_one_batch_takes_one_event_per_reservation_and_others_in_parallel(fake_supplier, product):
+    r1, r2 = paid_reservation(product), paid_reservation(product)
+    _enqueue_cancel(r1)
+
+    claimed = outbox_claim_due(worker="A", limit=10)
+
+    assert sorted((e.reservation_id, e.topic) for e in claimed) == sorted(
+        [(r1.id, "supplier.book"), (r2.id, "supplier.book")])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_drainers_in_parallel_never_deliver_one_event_twice(fake_supplier, product):
+    fake_supplier.set_mode(product.code, "slow:0.05")  # each call takes a while: claims overlap
+    reservations = [paid_reservation(product) for _ in range(20)]
+    delivered: Counter[str] = Counter()
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def drainer(name: str) -> None:
+        try:
+            start.wait(timeout=10)
+            for _ in range(500):
+                delivered[name] += outbox_drain_once(worker=name, limit=3).delivered
+                if not OutboxEvent.objects.filter(status__in=UNFINISHED).exists():
+                    return
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=drainer, args=(n,)) for n in ("A", "B")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+
+    assert not errors
+    assert delivered["A"] > 0 and delivered["B"] > 0
+    assert delivered["A"] + delivered["B"] == 20
+    state = fake_supplier.state()
+    assert state["requests"]["POST /bookings"] == 20
+    assert set(state["key_requests"].values()) == {1}
+    assert SupplierRequest.objects.count() == 20
+    assert set(Reservation.objects.filter(pk__in=[r.pk for r in reservations]).values_list("status", flat=True)) == {
+        ReservationStatus.CONFIRMED}
+    assert set(OutboxEvent.objects.values_list("attempts", flat=True)) == {1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_drain_all_settles_a_mixed_backlog(fake_supplier, product):
+    fake_supplier.set_mode(product.code, "fail_then_confirm:2")
+    reservation = paid_reservation(product)
+
+    drain_all()
+
+    reservation.refresh_from_db()
+    assert reservation.status == ReservationStatus.CONFIRMED
+    assert OutboxEvent.objects.get(reservation=reservation).attempts == 3
