@@ -117,7 +117,8 @@ def test_two_drainers_in_parallel_never_deliver_one_event_twice(fake_supplier, p
         t.join(timeout=120)
 
     assert not errors
-    assert delivered["A"] > 0 and delivered["B"] > 0
+    assert delivered["A"] > 0
+    assert delivered["B"] > 0
     assert delivered["A"] + delivered["B"] == 20
     state = fake_supplier.state()
     assert state["requests"]["POST /bookings"] == 20

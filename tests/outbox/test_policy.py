@@ -4,6 +4,7 @@ import datetime as dt
 
 import pytest
 
+from outbox.delivery import outbox_drain_once
 from outbox.models import DeadLetter, OutboxEvent, OutboxStatus
 from outbox.policy import RetryPolicy
 from suppliers.models import SupplierRequest
@@ -49,11 +50,12 @@ def test_a_failing_supplier_is_retried_after_15_30_60_120_240_s_then_dead_letter
 def test_a_backed_off_event_is_not_claimed_before_its_time(fake_supplier, product):
     fake_supplier.set_mode(product.code, "fail")
     reservation = paid_reservation(product)
-    drain_all(skip_backoff=False, max_rounds=3)
+    assert outbox_drain_once().retried == 1
 
+    assert outbox_drain_once().total == 0
     event = OutboxEvent.objects.get(reservation=reservation)
     assert (event.status, event.attempts) == (OutboxStatus.PENDING, 1)
     make_due()
-    drain_all(skip_backoff=False, max_rounds=3)
+    assert outbox_drain_once().retried == 1
     event.refresh_from_db()
     assert event.attempts == 2

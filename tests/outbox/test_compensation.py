@@ -1,0 +1,119 @@
+"""Compensation (C5) with the real local Stripe server: a supplier rejection refunds and
+cancels; a paid cancellation refunds and cancels the supplier booking through the outbox."""
+
+from __future__ import annotations
+
+import pytest
+
+from outbox.delivery import outbox_drain_once
+from outbox.models import OutboxEvent, OutboxStatus
+from payments.models import Payment, PaymentStatus
+from reservations.models import ReservationStatus, SupplierStatus
+from tests.factories import ReservationFactory
+from tests.outbox.conftest import drain_all
+from tests.payments.conftest import create_payment_method, new_key, pay, stripe_admin
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def paid(api, customer, product, fake_supplier, stripe_local):
+    """Pay through the real API: PAID, supplier.book queued with the payment."""
+
+    def make(mode: str = "confirm"):
+        fake_supplier.set_mode(product.code, mode)
+        reservation = ReservationFactory(user=customer, product=product)
+        response = pay(api, reservation, key=new_key(), payment_method=create_payment_method(stripe_local))
+        assert response.status_code == 200, response.content
+        reservation.refresh_from_db()
+        return reservation
+
+    return make
+
+
+def _stripe_refunded(base_url: str, payment: Payment) -> int:
+    intent = stripe_admin(base_url).v1.payment_intents.retrieve(payment.stripe_payment_intent_id)
+    charges = intent.to_dict()["charges"]["data"]
+    return sum(c["amount_refunded"] for c in charges)
+
+
+def test_supplier_rejection_refunds_cancels_and_emails_the_customer(paid, stripe_local, mailoutbox, fake_supplier):
+    reservation = paid("reject")
+
+    drain_all()
+
+    reservation.refresh_from_db()
+    payment = Payment.objects.get(reservation=reservation)
+    assert (reservation.status, reservation.supplier_status) == ("CANCELLED", "REJECTED")
+    assert payment.status == PaymentStatus.REFUNDED
+    assert _stripe_refunded(stripe_local, payment) == reservation.amount
+    [email] = mailoutbox
+    assert email.to == [reservation.guest_email]
+    assert reservation.code in email.subject
+    assert fake_supplier.bookings() == []
+    timeline = [(e.to_status, e.actor) for e in reservation.events.order_by("id")]
+    assert ("CANCELLED", "system") in timeline
+
+
+def test_compensation_refunds_once_even_if_delivered_twice(paid, stripe_local):
+    reservation = paid("reject")
+    drain_all()
+    event = OutboxEvent.objects.get(topic="reservation.compensate", reservation=reservation)
+    OutboxEvent.objects.filter(pk=event.pk).update(status=OutboxStatus.PENDING, attempts=0)
+
+    drain_all()
+
+    payment = Payment.objects.get(reservation=reservation)
+    assert payment.refunds.count() == 1
+    assert _stripe_refunded(stripe_local, payment) == reservation.amount
+
+
+def test_cancelling_a_confirmed_reservation_refunds_and_cancels_the_supplier_booking(paid, api, stripe_local,
+                                                                                  fake_supplier):
+    reservation = paid()
+    drain_all()
+    reservation.refresh_from_db()
+    assert reservation.status == ReservationStatus.CONFIRMED
+
+    response = api.post(f"/api/v1/reservations/{reservation.id}/cancel/", {}, format="json")
+    assert response.status_code == 200, response.content
+    drain_all()
+
+    reservation.refresh_from_db()
+    assert (reservation.status, reservation.supplier_status) == ("CANCELLED", SupplierStatus.CANCELLED)
+    [booking] = fake_supplier.bookings(reference=reservation.code)
+    assert booking["status"] == "CANCELLED"
+    payment = Payment.objects.get(reservation=reservation)
+    assert _stripe_refunded(stripe_local, payment) == reservation.amount
+
+
+def test_cancelling_before_the_supplier_was_called_books_nothing(paid, api, fake_supplier):
+    reservation = paid()
+
+    response = api.post(f"/api/v1/reservations/{reservation.id}/cancel/", {}, format="json")
+    assert response.status_code == 200, response.content
+    drain_all()
+
+    reservation.refresh_from_db()
+    assert reservation.status == ReservationStatus.CANCELLED
+    assert fake_supplier.state()["requests"] == {}
+    assert set(OutboxEvent.objects.filter(reservation=reservation).values_list("status", flat=True)) == {
+        OutboxStatus.DELIVERED}
+
+
+def test_a_booking_made_by_an_unanswered_call_is_cancelled_after_the_customer_cancels(
+        paid, api, fake_supplier, supplier, settings):
+    supplier.timeout_seconds = 0.3
+    supplier.save()
+    reservation = paid("slow:1.5:1")
+    assert outbox_drain_once().retried == 1  # the call timed out, but the supplier booked
+
+    response = api.post(f"/api/v1/reservations/{reservation.id}/cancel/", {}, format="json")
+    assert response.status_code == 200, response.content
+    drain_all()
+
+    reservation.refresh_from_db()
+    [booking] = fake_supplier.bookings(reference=reservation.code)
+    assert booking["status"] == "CANCELLED"
+    assert reservation.supplier_booking_id == booking["booking_id"]
+    assert (reservation.status, reservation.supplier_status) == ("CANCELLED", "CANCELLED")
