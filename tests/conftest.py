@@ -85,7 +85,7 @@ def stripe_local(localstripe, settings):
 # --- Fake supplier and Slack sink (outbox) -------------------------------------------------
 
 @pytest.fixture(scope="session")
-def _fake_supplier_server():
+def fake_supplier_server():
     from tests.support.fake_supplier import start_fake_supplier, stop_fake_supplier
 
     handle, proc = start_fake_supplier()
@@ -96,12 +96,12 @@ def _fake_supplier_server():
 
 
 @pytest.fixture
-def fake_supplier(_fake_supplier_server, supplier):
+def fake_supplier(fake_supplier_server, supplier):
     """The fake supplier over real HTTP, reset, with `supplier` pointing at it."""
-    _fake_supplier_server.reset()
-    supplier.base_url = _fake_supplier_server.base_url
+    fake_supplier_server.reset()
+    supplier.base_url = fake_supplier_server.base_url
     supplier.save(update_fields=["base_url"])
-    return _fake_supplier_server
+    return fake_supplier_server
 
 
 @pytest.fixture

@@ -139,3 +139,36 @@ def test_drain_all_settles_a_mixed_backlog(fake_supplier, product):
     reservation.refresh_from_db()
     assert reservation.status == ReservationStatus.CONFIRMED
     assert OutboxEvent.objects.get(reservation=reservation).attempts == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_drain_loop_picks_up_an_event_committed_while_it_waits(fake_supplier, product):
+    from outbox.delivery import outbox_drain
+
+    result: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            result["stats"] = outbox_drain(duration_seconds=4)
+        finally:
+            connection.close()
+
+    drain = threading.Thread(target=run)
+    drain.start()
+    reservation = paid_reservation(product)  # committed after the drain started, nobody enqueues it
+    drain.join(timeout=30)
+
+    reservation.refresh_from_db()
+    assert reservation.status == ReservationStatus.CONFIRMED
+    assert result["stats"].delivered == 1
+
+
+@pytest.mark.django_db
+def test_the_on_commit_task_delivers_its_event(fake_supplier, product):
+    from outbox.tasks import outbox_deliver_event
+
+    reservation = paid_reservation(product)
+    event = OutboxEvent.objects.get(reservation=reservation)
+
+    assert outbox_deliver_event(str(event.pk)) == "delivered"
+    assert outbox_deliver_event(str(event.pk)) == "not claimable"  # a duplicate queue delivery is harmless

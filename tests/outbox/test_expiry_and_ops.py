@@ -1,0 +1,87 @@
+"""A2 expiry, the schedules command, and the readiness checks."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+from django_q.models import Schedule
+
+from outbox.health import outbox_ready_check, queue_ready_check
+from reservations.expiry import reservations_expire_due
+from reservations.models import DailyInventory, ReservationStatus
+from reservations.services import reservation_create
+from tests.outbox.conftest import drain_all, paid_reservation
+
+pytestmark = pytest.mark.django_db
+
+
+def test_an_unpaid_hold_expires_and_releases_its_capacity(customer, limited_product):
+    date = timezone.localdate() + dt.timedelta(days=3)
+    due = reservation_create(user=customer, product=limited_product, date=date, quantity=3, guest_name="A",
+                             guest_email="a@example.test")
+    fresh = reservation_create(user=customer, product=limited_product, date=date, quantity=1, guest_name="B",
+                               guest_email="b@example.test")
+    type(due).objects.filter(pk=due.pk).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+
+    assert reservations_expire_due() == 1
+    assert reservations_expire_due() == 0
+
+    due.refresh_from_db()
+    fresh.refresh_from_db()
+    assert (due.status, due.holds_capacity) == (ReservationStatus.EXPIRED, False)
+    assert fresh.status == ReservationStatus.PENDING_PAYMENT
+    assert DailyInventory.objects.get(product=limited_product, date=date).reserved == 1
+    assert due.events.filter(to_status="EXPIRED", actor="system").exists()
+
+
+def test_setup_schedules_is_idempotent():
+    call_command("setup_schedules")
+    call_command("setup_schedules")
+
+    assert dict(Schedule.objects.values_list("name", "func")) == {
+        "outbox drain": "outbox.tasks.outbox_drain_task",
+        "reservation expiry": "reservations.expiry.reservations_expire_due",
+        "payments reconcile": "payments.services.payments_reconcile",
+        "idempotency keys purge": "common.idempotency.idempotency_keys_purge",
+    }
+    assert set(Schedule.objects.values_list("repeats", flat=True)) == {-1}
+
+
+def test_scheduled_functions_import():
+    from django.utils.module_loading import import_string
+
+    from outbox.management.commands.setup_schedules import SCHEDULES
+
+    for func, _ in SCHEDULES.values():
+        assert callable(import_string(func))
+
+
+def test_outbox_readiness_reports_backlog_and_dead_letters(fake_supplier, product):
+    fake_supplier.set_mode(product.code, "permanent")
+    paid_reservation(product)
+    ok, details = outbox_ready_check()
+    assert ok
+    assert details["pending"] == 1
+    assert details["dead_letters"] == 0
+
+    drain_all()
+
+    ok, details = outbox_ready_check()
+    assert (details["pending"], details["oldest_age_s"], details["dead_letters"]) == (0, 0, 1)
+
+
+def test_queue_readiness_without_a_cluster_says_so_but_stays_ready():
+    ok, details = queue_ready_check()
+
+    assert ok
+    assert details["status"] == "no_cluster"
+
+
+def test_health_ready_includes_outbox_and_queue(client):
+    body = client.get("/health/ready").json()
+
+    assert {"pending", "oldest_age_s", "dead_letters"} <= set(body["checks"]["outbox"])
+    assert "status" in body["checks"]["queue"]
