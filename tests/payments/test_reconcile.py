@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from payments.models import Payment, PaymentStatus
+from payments.services import payments_reconcile
+from reservations.models import Reservation, ReservationStatus
+from tests.payments.conftest import new_key, pay
+
+pytestmark = pytest.mark.django_db
+
+
+def test_reconcile_applies_the_real_state_of_a_stuck_intent(api, reservation, visa):
+    assert pay(api, reservation, key=new_key(), payment_method=visa).status_code == 200
+    payment = Payment.objects.get(reservation=reservation)
+    # As if the answer had been "processing" and the webhook never came.
+    Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.PROCESSING, in_flight_for=reservation.id)
+    Reservation.objects.filter(pk=reservation.pk).update(status=ReservationStatus.PENDING_PAYMENT)
+
+    assert payments_reconcile() == 1
+
+    payment.refresh_from_db()
+    reservation.refresh_from_db()
+    assert payment.status == PaymentStatus.SUCCEEDED
+    assert reservation.status == ReservationStatus.PAID
+
+
+def test_reconcile_settles_an_attempt_left_pending_by_a_dead_request(reservation, visa):
+    stale = timezone.now() - dt.timedelta(hours=1)
+    attempt = Payment.objects.create(reservation=reservation, amount=reservation.amount, currency=reservation.currency,
+                                     payment_method_id=visa, attempt_key="dead", in_flight_for=reservation.id)
+    Payment.objects.filter(pk=attempt.pk).update(updated_at=stale)
+
+    call_command("payments_reconcile")
+
+    attempt.refresh_from_db()
+    assert attempt.status == PaymentStatus.SUCCEEDED
+    assert attempt.stripe_payment_intent_id
+
+
+def test_reconcile_refunds_money_taken_for_an_expired_reservation(api, reservation, visa):
+    assert pay(api, reservation, key=new_key(), payment_method=visa).status_code == 200
+    Reservation.objects.filter(pk=reservation.pk).update(status=ReservationStatus.EXPIRED)
+
+    assert payments_reconcile() == 1
+
+    payment = Payment.objects.get(reservation=reservation)
+    assert (payment.status, payment.refunded_amount) == (PaymentStatus.REFUNDED, payment.amount)
