@@ -2,8 +2,8 @@
 """`make run`: the whole system on one machine, no setup.
 
 SQLite (the default DATABASE_URL), the real local Stripe server (localstripe) on :8420 with
-our webhook registered, the fake supplier on :8421, a django-q2 cluster, and the web server
-on :8000. Ctrl-C stops everything."""
+our webhook registered, the fake supplier on :8421, a django-q2 cluster (outbox delivery,
+expiry, reconcile, purge), and the web server on :8000. Ctrl-C stops everything."""
 
 from __future__ import annotations
 
@@ -68,11 +68,16 @@ def main() -> None:
     print("migrating the database …")
     manage("migrate", "--noinput")
     print(manage("seed_demo", f"--supplier-url=http://{SUPPLIER[0]}:{SUPPLIER[1]}"), end="")
+    manage("setup_schedules")
     procs: list[subprocess.Popen] = []
     try:
         print("starting processes:")
         procs.append(start("localstripe", [str(Path(PY).parent / "localstripe"), "--port", str(STRIPE[1])], STRIPE))
+        procs.append(start("fake-supplier", [PY, "-m", "suppliers.fake_server", "--port", str(SUPPLIER[1])], SUPPLIER))
         procs.append(start("web", [PY, "manage.py", "runserver", "--noreload", f"{WEB[0]}:{WEB[1]}"], WEB))
+        procs.append(start("qcluster", [PY, "manage.py", "qcluster"]))
+        manage("stripe_register_local_webhook", f"--url=http://{WEB[0]}:{WEB[1]}/webhooks/stripe/")
+        print("  webhook         localstripe → /webhooks/stripe/ registered")
         print("\nReserve & Charge is running:")
         print(f"  API       http://{WEB[0]}:{WEB[1]}/api/v1/   (docs: /api/docs/)")
         print(f"  admin     http://{WEB[0]}:{WEB[1]}/admin/")

@@ -15,6 +15,10 @@ DEMO_PRODUCTS = [
     ("CITY-WALK", "Old town walking tour", 2500, None),
     ("KAYAK-SUNSET", "Sunset kayak trip", 6900, 8),
     ("WINE-TASTING", "Wine tasting evening", 4500, 20),
+    # The fake supplier picks its behaviour from the code prefix (suppliers/fake_server.py):
+    ("ONREQ-HELI", "Helicopter flight (supplier confirms by hand)", 29900, 4),
+    ("REJECT-BALLOON", "Balloon ride (supplier has no availability)", 19900, None),
+    ("FLAKY-SAFARI", "Desert safari (supplier fails twice, then confirms)", 8900, None),
 ]
 
 
