@@ -12,7 +12,7 @@ Behaviour per product code, chosen by `POST /_control` (`{"products": {code: mod
 - `slow:S[:N]` books, then answers after S seconds (only the first N requests per key)
 
 A repeated Idempotency-Key returns the first booking (never a second one). `GET /_state`
-returns the bookings and request counts."""
+returns the bookings and request counts; `GET /_log` the recent (key, unix time) of POSTs."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import json
 import secrets
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -42,6 +42,8 @@ class SupplierState:
         self.requests: Counter[str] = Counter()  # "POST /bookings" -> n
         self.key_requests: Counter[str] = Counter()  # idempotency key -> n
         self.auth_failures = 0
+        # (idempotency key, unix time) of recent POSTs: lets a bench measure commit → request delay
+        self.log: deque[tuple[str, float]] = deque(maxlen=50000)
 
     def mode_for(self, product_code: str) -> str:
         if product_code in self.product_modes:
@@ -56,12 +58,18 @@ class SupplierState:
                 "key_requests": dict(self.key_requests), "default_mode": self.default_mode,
                 "product_modes": dict(self.product_modes), "auth_failures": self.auth_failures}
 
+    def request_log(self) -> list[tuple[str, float]]:
+        return list(self.log)
+
 
 STATE = SupplierState()
 
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: with Nagle on, each answer would wait ~40 ms
+    # for the client's delayed ACK (a "fast" supplier must be fast).
+    disable_nagle_algorithm = True
     server_version = "FakeSupplier/1.0"
 
     def log_message(self, format: str, *args: Any) -> None:  # the default writes to stderr per request
@@ -100,6 +108,10 @@ class Handler(BaseHTTPRequestHandler):
             with STATE.lock:
                 self._send(200, STATE.snapshot())
             return
+        if self.path == "/_log":
+            with STATE.lock:
+                self._send(200, STATE.request_log())
+            return
         self._send(404, {"error": "not_found"})
 
     def do_POST(self) -> None:
@@ -129,6 +141,7 @@ class Handler(BaseHTTPRequestHandler):
         with STATE.lock:
             STATE.requests["POST /bookings"] += 1
             STATE.key_requests[key] += 1
+            STATE.log.append((key, time.time()))
             seen = STATE.key_requests[key]
             mode = STATE.mode_for(str(body["product_code"]))
             existing = STATE.by_key.get(key)
