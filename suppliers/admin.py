@@ -1,7 +1,7 @@
 """The catalog in the back office (A1). A supplier's API key is a secret: the form field is
 write-only (never rendered back, an empty field keeps the current key) and no list or
-detail shows it. Edits go through suppliers.services, conditional on the version the form
-was rendered with, like the API's PATCH."""
+detail shows it. Edits are conditional on the version the form was rendered with, like the
+API's PATCH."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from common.admin import ReadOnlyInline, money
+from common.db import versioned_update
+from common.exceptions import VersionConflict
 from suppliers import services
 from suppliers.models import Product, Supplier, SupplierRequest
 
@@ -69,22 +71,25 @@ class ProductInline(ReadOnlyInline):
         return money(obj.unit_amount, obj.currency)
 
 
-def _save_versioned(*, obj: Supplier | Product, form: _VersionedModelForm, change: bool,
-                    create: Any, update: Any, instance_kwarg: str) -> None:
-    """Through the catalog services, never `obj.save()`: an edit is an UPDATE of the changed
-    fields only, conditional on the version the form was rendered with (A5)."""
+def _save_versioned(*, obj: Supplier | Product, form: _VersionedModelForm, change: bool, create: Any) -> None:
+    """Never `obj.save()`: an edit is an UPDATE of the changed fields only, conditional on the
+    version the form was rendered with (A5), like the API's PATCH. The admin already runs this
+    inside its own transaction (so the catalog services' durable block cannot be used here)."""
     model_fields = form._meta.fields
     if not change:
         created = create(**{name: form.cleaned_data[name] for name in model_fields})
         obj.pk, obj.version = created.pk, created.version
         return
-    current = type(obj).objects.get(pk=obj.pk)
-    changed = {name: form.cleaned_data[name] for name in model_fields
-               if name in form.changed_data or name == "api_key"}
-    changed = {name: value for name, value in changed.items() if getattr(current, name) != value}
+    current = type(obj).objects.select_for_update().get(pk=obj.pk)
+    seen = form.cleaned_data.get("loaded_version")
+    if seen is not None and seen != current.version:
+        raise VersionConflict(extra={"current_version": current.version})  # lost a race after clean()
+    candidates = [name for name in model_fields if name in form.changed_data or name == "api_key"]
+    values = form.cleaned_data
+    changed = {name: values[name] for name in candidates if getattr(current, name) != values[name]}
     if changed:
-        update(**{instance_kwarg: current}, data=changed, expected_version=form.cleaned_data.get("loaded_version"))
-        obj.version = current.version
+        versioned_update(current, fields=changed, expected_version=current.version)
+    obj.version = current.version
 
 
 @admin.register(Supplier)
@@ -114,8 +119,7 @@ class SupplierAdmin(admin.ModelAdmin):
         return bool(obj.api_key)
 
     def save_model(self, request: HttpRequest, obj: Supplier, form: SupplierForm, change: bool) -> None:
-        _save_versioned(obj=obj, form=form, change=change, create=services.supplier_create,
-                        update=services.supplier_update, instance_kwarg="supplier")
+        _save_versioned(obj=obj, form=form, change=change, create=services.supplier_create)
 
 
 class ProductForm(_VersionedModelForm):
@@ -143,8 +147,7 @@ class ProductAdmin(admin.ModelAdmin):
         return self.fields
 
     def save_model(self, request: HttpRequest, obj: Product, form: ProductForm, change: bool) -> None:
-        _save_versioned(obj=obj, form=form, change=change, create=services.product_create,
-                        update=services.product_update, instance_kwarg="product")
+        _save_versioned(obj=obj, form=form, change=change, create=services.product_create)
 
 
 @admin.register(SupplierRequest)
