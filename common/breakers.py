@@ -65,13 +65,15 @@ class DatabaseCircuitStorage(pybreaker.CircuitBreakerStorage):
         self._update(fail_counter=models.F("fail_counter") + 1)
 
     def reset_counter(self) -> None:
-        self._update(fail_counter=0)
+        # pybreaker resets after every successful call: only write when there is something
+        # to reset, so a healthy breaker costs one read per call, not a commit.
+        CircuitBreakerRecord.objects.filter(name=self._key).exclude(fail_counter=0).update(fail_counter=0)
 
     def increment_success_counter(self) -> None:
         self._update(success_counter=models.F("success_counter") + 1)
 
     def reset_success_counter(self) -> None:
-        self._update(success_counter=0)
+        CircuitBreakerRecord.objects.filter(name=self._key).exclude(success_counter=0).update(success_counter=0)
 
     @property
     def counter(self) -> int:
