@@ -1,0 +1,88 @@
+#!/usr/bin/env python
+"""Pay throughput: POST /api/v1/reservations/{id}/pay/ through gunicorn (production settings)
+against MariaDB, with a constant-latency Stripe stand-in (bench/stripe_standin.py). Each
+request pays a fresh reservation with a fresh Idempotency-Key. Prints figures; asserts nothing.
+
+    .venv/bin/python bench/pay.py [--seconds 10] [--clients 16] [--latency-ms 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench._harness import PY, ROOT, bench_env, django_shell, free_port, load, prepare_database, start_gunicorn
+
+DB = "reserve_bench_pay"
+SETUP = """
+from django.contrib.auth.models import User
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from suppliers.models import Supplier, Product
+from reservations.models import Reservation
+import datetime as dt, json
+u, _ = User.objects.get_or_create(username="bench")
+t, _ = Token.objects.get_or_create(user=u)
+s, _ = Supplier.objects.get_or_create(slug="bench", defaults=dict(name="Bench", base_url="http://127.0.0.1:9/"))
+p, _ = Product.objects.get_or_create(supplier=s, code="PAY", defaults=dict(name="P", unit_amount=1000, currency="eur"))
+day = dt.date.today() + dt.timedelta(days=5)
+rows = [Reservation(user=u, product=p, date=day, quantity=1, amount=1000, currency="eur", guest_name="B",
+                    guest_email="b@x.io", expires_at=timezone.now() + dt.timedelta(hours=2)) for _ in range(%d)]
+Reservation.objects.bulk_create(rows, batch_size=1000)
+ids = list(Reservation.objects.filter(status="PENDING_PAYMENT").values_list("id", flat=True))
+print(json.dumps({"token": t.key, "ids": [str(i) for i in ids]}))
+"""
+
+
+def run(env: dict, ids: list[str], token: str, *, clients: int, seconds: float, workers: int, threads: int) -> dict:
+    port = free_port()
+    server = start_gunicorn(env, port, workers=workers, threads=threads)
+    per_client = [ids[c::clients] for c in range(clients)]
+
+    def make_request(worker: int, i: int):
+        mine = per_client[worker]
+        rid = mine[i % len(mine)]  # wraps only if the run outlasts the prepared rows (then 409)
+        return ("POST", f"/api/v1/reservations/{rid}/pay/", {"payment_method": "pm_card_visa"},
+                {"Authorization": f"Token {token}", "Idempotency-Key": f"bench-{worker}-{i}"})
+
+    try:
+        return load(port, make_request, clients=clients, seconds=seconds)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--latency-ms", type=float, default=50)
+    parser.add_argument("--reservations", type=int, default=8000)
+    args = parser.parse_args()
+
+    standin_port = free_port()
+    standin = subprocess.Popen([PY, str(ROOT / "bench" / "stripe_standin.py"), "--port", str(standin_port),
+                                "--latency-ms", str(args.latency_ms)])
+    env = bench_env(DB, STRIPE_API_BASE=f"http://127.0.0.1:{standin_port}", STRIPE_API_KEY="sk_test_bench",
+                    STRIPE_WEBHOOK_SECRET="whsec_bench", STRIPE_TIMEOUT_SECONDS="8")
+    try:
+        for workers, threads in ((4, 1), (4, 8)):
+            prepare_database(env, DB)
+            data = json.loads(django_shell(env, SETUP % args.reservations))
+            result = run(env, data["ids"], data["token"], clients=args.clients, seconds=args.seconds,
+                         workers=workers, threads=threads)
+            print(f"pay  gunicorn {workers}w x {threads}t  Stripe latency {args.latency_ms:.0f} ms  "
+                  f"clients {args.clients}: {result['req_per_s']} req/s  p50 {result['p50_ms']} ms  "
+                  f"p95 {result['p95_ms']} ms  statuses {result['statuses']}", flush=True)
+    finally:
+        standin.terminate()
+        standin.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+#!/usr/bin/env python
+"""Webhook ingest throughput: signed `payment_intent.succeeded` events POSTed to
+/webhooks/stripe/ through gunicorn (production settings) against MariaDB; each event pays one
+reservation (inbox row, locks, payment, reservation, timeline, outbox row in one transaction).
+A second run re-delivers the same events (duplicates: acknowledged, not re-applied).
+Prints figures; asserts nothing.
+
+    .venv/bin/python bench/webhook_ingest.py [--seconds 10] [--clients 8] [--workers 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench._harness import bench_env, django_shell, free_port, load, prepare_database, start_gunicorn
+
+DB = "reserve_bench_webhook"
+SECRET = "whsec_bench_ingest"
+SETUP = """
+from django.contrib.auth.models import User
+from django.utils import timezone
+from suppliers.models import Supplier, Product
+from reservations.models import Reservation
+from payments.models import Payment
+import datetime as dt, json, uuid
+u, _ = User.objects.get_or_create(username="bench")
+s, _ = Supplier.objects.get_or_create(slug="bench", defaults=dict(name="Bench", base_url="http://127.0.0.1:9/"))
+p, _ = Product.objects.get_or_create(supplier=s, code="WH", defaults=dict(name="W", unit_amount=1000, currency="eur"))
+day = dt.date.today() + dt.timedelta(days=5)
+rows = [Reservation(user=u, product=p, date=day, quantity=1, amount=1000, currency="eur", guest_name="B",
+                    guest_email="b@x.io", expires_at=timezone.now() + dt.timedelta(hours=2)) for _ in range(%d)]
+Reservation.objects.bulk_create(rows, batch_size=1000)
+pays = [Payment(reservation=r, amount=1000, currency="eur", stripe_payment_intent_id="pi_" + uuid.uuid4().hex,
+                attempt_key="k", in_flight_for=r.id) for r in rows]
+Payment.objects.bulk_create(pays, batch_size=1000)
+print(json.dumps([[p.stripe_payment_intent_id, str(p.reservation_id), str(p.id)] for p in pays]))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--events", type=int, default=12000)
+    args = parser.parse_args()
+
+    env = bench_env(DB, STRIPE_WEBHOOK_SECRET=SECRET, STRIPE_API_KEY="sk_test_bench")
+    prepare_database(env, DB)
+    intents = json.loads(django_shell(env, SETUP % args.events))
+    per_client = [intents[c::args.clients] for c in range(args.clients)]
+
+    def make_request(worker: int, i: int):
+        intent_id, reservation_id, payment_id = per_client[worker][i % len(per_client[worker])]
+        event = {"id": f"evt_{intent_id}", "object": "event", "type": "payment_intent.succeeded",
+                 "created": int(time.time()),
+                 "data": {"object": {"id": intent_id, "object": "payment_intent", "status": "succeeded",
+                                     "amount": 1000, "currency": "eur",
+                                     "metadata": {"reservation_id": reservation_id, "payment_id": payment_id}}}}
+        body = json.dumps(event)
+        ts = int(time.time())
+        mac = hmac.new(SECRET.encode(), f"{ts}.{body}".encode(), hashlib.sha256).hexdigest()
+        # The harness JSON-encodes dict bodies; send the already-encoded event as the body.
+        return "POST", "/webhooks/stripe/", json.loads(body), {"Stripe-Signature": f"t={ts},v1={mac}"}
+
+    port = free_port()
+    server = start_gunicorn(env, port, workers=args.workers)
+    try:
+        first = load(port, make_request, clients=args.clients, seconds=args.seconds)
+        print(f"webhook ingest (new events)  gunicorn {args.workers}w  clients {args.clients}: "
+              f"{first['req_per_s']} events/s  p50 {first['p50_ms']} ms  p95 {first['p95_ms']} ms  "
+              f"statuses {first['statuses']}", flush=True)
+        again = load(port, make_request, clients=args.clients, seconds=args.seconds)
+        print(f"webhook ingest (mostly duplicates)  gunicorn {args.workers}w  clients {args.clients}: "
+              f"{again['req_per_s']} events/s  p50 {again['p50_ms']} ms  p95 {again['p95_ms']} ms  "
+              f"statuses {again['statuses']}", flush=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
