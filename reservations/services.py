@@ -28,9 +28,12 @@ def reservation_amount(*, product: Product, quantity: int) -> int:
 
 
 def reservation_get_locked(*, reservation_id: uuid.UUID | str) -> Reservation:
-    """Lock the reservation row for the rest of the current transaction."""
+    """Lock the reservation row (only that row) for the rest of the current transaction.
+
+    No select_related here: MariaDB's FOR UPDATE locks every joined row, so joining product
+    and supplier would serialise all payments of one product on the product row."""
     try:
-        return Reservation.objects.select_for_update().select_related("product__supplier").get(pk=reservation_id)
+        return Reservation.objects.select_for_update().get(pk=reservation_id)
     except (Reservation.DoesNotExist, ValueError, TypeError) as exc:
         raise NotFound("Reservation not found.") from exc
 
