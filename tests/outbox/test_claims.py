@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 from collections import Counter
@@ -10,6 +11,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
+from outbox import delivery
 from outbox.delivery import outbox_claim_due, outbox_deliver, outbox_drain_once
 from outbox.models import UNFINISHED, OutboxEvent, OutboxStatus
 from outbox.services import outbox_enqueue
@@ -91,12 +93,28 @@ def test_one_batch_takes_one_event_per_reservation_and_others_in_parallel(fake_s
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_drainers_in_parallel_never_deliver_one_event_twice(fake_supplier, product):
+def test_two_drainers_in_parallel_never_deliver_one_event_twice(fake_supplier, product, monkeypatch):
     fake_supplier.set_mode(product.code, "slow:0.05")  # each call takes a while: claims overlap
     reservations = [paid_reservation(product) for _ in range(20)]
     delivered: Counter[str] = Counter()
     errors: list[BaseException] = []
     start = threading.Barrier(2)
+    # Hold both drainers inside their first claim transaction at the same moment (after their
+    # SELECT … FOR UPDATE SKIP LOCKED, before their UPDATE): without the row locks both
+    # would have selected the same events. A drainer blocked on the other's locks never
+    # arrives, so the barrier gives up after a bound instead of hanging.
+    inside_claim = threading.Barrier(2, timeout=3)
+    first_in_line = delivery._first_in_line
+
+    def claim_together(candidates, now):
+        if not getattr(local, "synced", False):
+            local.synced = True
+            with contextlib.suppress(threading.BrokenBarrierError):
+                inside_claim.wait()
+        return first_in_line(candidates, now)
+
+    local = threading.local()
+    monkeypatch.setattr(delivery, "_first_in_line", claim_together)
 
     def drainer(name: str) -> None:
         try:
