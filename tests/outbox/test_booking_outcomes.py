@@ -48,11 +48,15 @@ def test_on_request_answer_leaves_the_reservation_to_staff(fake_supplier, produc
     assert not DeadLetter.objects.exists()
 
 
-def test_permanent_failure_dead_letters_and_alerts_staff_by_email_and_slack(fake_supplier, product, alerts, mailoutbox):
+def test_permanent_failure_dead_letters_and_alerts_staff_by_email_and_slack(
+        fake_supplier, product, alerts, mailoutbox, monkeypatch, django_capture_on_commit_callbacks):
+    sentry: list[str] = []
+    monkeypatch.setattr("outbox.services.sentry_sdk.capture_message", lambda msg, **kw: sentry.append(msg))
     fake_supplier.set_mode(product.code, "permanent")
     reservation = paid_reservation(product)
 
-    drain_all()
+    with django_capture_on_commit_callbacks(execute=True):
+        drain_all()
 
     reservation.refresh_from_db()
     assert (reservation.status, reservation.supplier_status) == ("CONFIRMED_INTERNAL", "ON_REQUEST")
@@ -65,6 +69,8 @@ def test_permanent_failure_dead_letters_and_alerts_staff_by_email_and_slack(fake
     assert reservation.code in email.body
     [slack] = alerts.messages
     assert reservation.code in slack["text"]
+    [message] = sentry
+    assert reservation.code in message
     # one audit row per attempt
     assert SupplierRequest.objects.filter(reservation=reservation).count() == 1 == fake_supplier.post_count()
 

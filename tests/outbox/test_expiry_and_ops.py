@@ -85,3 +85,22 @@ def test_health_ready_includes_outbox_and_queue(client):
 
     assert {"pending", "oldest_age_s", "dead_letters"} <= set(body["checks"]["outbox"])
     assert "status" in body["checks"]["queue"]
+
+
+def test_expiry_cancels_the_open_payment_intent(api, customer, product, stripe_local):
+    from payments.models import Payment, PaymentStatus
+    from tests.factories import ReservationFactory
+    from tests.payments.conftest import REQUIRES_3DS, create_payment_method, intents_for, new_key, pay
+
+    reservation = ReservationFactory(user=customer, product=product)
+    response = pay(api, reservation, key=new_key(), payment_method=create_payment_method(stripe_local, REQUIRES_3DS))
+    assert response.status_code == 202, response.content
+    type(reservation).objects.filter(pk=reservation.pk).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+
+    assert reservations_expire_due() == 1
+
+    reservation.refresh_from_db()
+    assert reservation.status == ReservationStatus.EXPIRED
+    assert Payment.objects.get(reservation=reservation).status == PaymentStatus.CANCELED
+    [intent] = intents_for(stripe_local, reservation.id)
+    assert intent.status == "canceled"
