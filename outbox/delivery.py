@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
@@ -235,7 +235,15 @@ def outbox_drain(*, duration_seconds: float, limit: int = 10) -> DrainStats:
     deadline = time.monotonic() + duration_seconds
     while time.monotonic() < deadline:
         close_old_connections()  # a long-running task must survive a server-side disconnect
-        batch = outbox_drain_once(worker=worker, limit=limit, stop_at=deadline)
+        try:
+            batch = outbox_drain_once(worker=worker, limit=limit, stop_at=deadline)
+        except (OperationalError, InterfaceError):
+            # The database went away: claims made so far come back when their lease ends.
+            # Keep looping (reconnecting) rather than leave no drain until the next schedule.
+            logger.warning("outbox drain lost the database; retrying", exc_info=True)
+            connection.close()
+            time.sleep(min(IDLE_POLL_SECONDS, max(deadline - time.monotonic(), 0)))
+            continue
         for name in ("delivered", "retried", "dead", "stale"):
             setattr(total, name, getattr(total, name) + getattr(batch, name))
         if batch.total:

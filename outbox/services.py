@@ -58,6 +58,9 @@ def outbox_event_rearm(*, event: OutboxEvent) -> OutboxEvent:
     """Make an event due now with a fresh attempt budget; same id, so the same supplier
     idempotency key (a replay cannot book twice). Inside the caller's transaction."""
     _require_transaction("outbox_event_rearm")
+    event = OutboxEvent.objects.select_for_update().get(pk=event.pk)
+    if event.status == OutboxStatus.IN_FLIGHT:
+        return event  # a worker holds it now; its answer is what counts
     fields = {"status": OutboxStatus.PENDING, "attempts": 0, "available_at": timezone.now(),
               "locked_until": None, "locked_by": "", "delivered_at": None}
     OutboxEvent.objects.filter(pk=event.pk).update(version=F("version") + 1, **fields)

@@ -188,9 +188,14 @@ class SupplierCancelHandler:
 class RejectionCompensationHandler:
     """Supplier said no: refund in full, then CANCELLED, then tell the customer (C5)."""
 
-    def perform(self, event: OutboxEvent) -> list[str] | Skipped:
-        from payments.exceptions import PaymentProviderUnavailable
-        from payments.services import payment_refund, payment_refundable_amount
+    def perform(self, event: OutboxEvent) -> list[str] | Skipped | Verdict:
+        from payments.exceptions import (
+            PaymentProviderUnavailable,
+            RefundExceedsCaptured,
+            RefundFailed,
+            RefundNotAllowed,
+        )
+        from payments.services import payment_refund
         from payments.services.refunds import REFUNDABLE
 
         reservation = _reservation(event)
@@ -198,17 +203,23 @@ class RejectionCompensationHandler:
             return Skipped(f"reservation is {reservation.status}: no compensation")
         refunds = []
         for payment in reservation.payments.filter(status__in=REFUNDABLE):
-            if payment_refundable_amount(payment=payment) <= 0:
-                continue
             try:
+                # Always called with the same key: a retry resumes the PENDING refund of an
+                # earlier attempt (Stripe sees the same idempotency key), never a second one.
                 refund = payment_refund(payment=payment, amount=None, reason="supplier rejected the booking",
                                         actor="system", idempotency_key=f"compensate:{reservation.id}:{payment.id}")
-            except PaymentProviderUnavailable as exc:
-                raise RuntimeError("Stripe unavailable; refund retried with the same key") from exc
+            except (RefundExceedsCaptured, RefundNotAllowed):
+                continue  # nothing left to give back (refunded by another path)
+            except PaymentProviderUnavailable:
+                return Verdict.retry("refund: Stripe unavailable")
+            except RefundFailed as exc:
+                return Verdict.dead(f"refund refused by Stripe: {exc.detail}"[:500])
             refunds.append(str(refund.id))
         return refunds
 
-    def apply(self, event: OutboxEvent, result: list[str] | Skipped) -> Verdict:
+    def apply(self, event: OutboxEvent, result: list[str] | Skipped | Verdict) -> Verdict:
+        if isinstance(result, Verdict):
+            return result
         if isinstance(result, Skipped):
             return Verdict.delivered(result.note)
         reservation = reservation_get_locked(reservation_id=event.payload["reservation_id"])

@@ -190,3 +190,44 @@ def test_the_on_commit_task_delivers_its_event(fake_supplier, product):
 
     assert outbox_deliver_event(str(event.pk)) == "delivered"
     assert outbox_deliver_event(str(event.pk)) == "not claimable"  # a duplicate queue delivery is harmless
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_drain_loop_survives_losing_its_database_connection(fake_supplier, product):
+    from outbox.delivery import outbox_drain
+    from tests.support.db import connection_id, kill_connection, raw_connection
+
+    result: dict[str, object] = {}
+    ids: dict[str, int] = {}
+
+    def run() -> None:
+        try:
+            ids["drain"] = connection_id()
+            result["stats"] = outbox_drain(duration_seconds=6)
+        except BaseException as exc:
+            result["error"] = exc
+        finally:
+            connection.close()
+
+    drain = threading.Thread(target=run)
+    drain.start()
+    from tests.outbox.conftest import wait_until
+
+    wait_until(lambda: "drain" in ids, message="the drain's connection")
+    kill_connection(ids["drain"])
+    watcher = raw_connection()
+    wait_until(lambda: _connection_gone(watcher, ids["drain"]), message="the kill")
+    watcher.close()
+    reservation = paid_reservation(product)
+    drain.join(timeout=30)
+
+    assert "error" not in result
+    reservation.refresh_from_db()
+    assert reservation.status == ReservationStatus.CONFIRMED
+    assert result["stats"].delivered == 1
+
+
+def _connection_gone(conn, conn_id: int) -> bool:
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s", [conn_id])
+        return cur.fetchone()[0] == 0

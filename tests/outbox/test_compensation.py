@@ -117,3 +117,24 @@ def test_a_booking_made_by_an_unanswered_call_is_cancelled_after_the_customer_ca
     assert booking["status"] == "CANCELLED"
     assert reservation.supplier_booking_id == booking["booking_id"]
     assert (reservation.status, reservation.supplier_status) == ("CANCELLED", "CANCELLED")
+
+
+def test_compensation_waits_for_stripe_and_refunds_once_it_is_back(paid, stripe_local, settings):
+    from tests.support.servers import closed_port
+
+    reservation = paid("reject")
+    settings.STRIPE_API_BASE = f"http://127.0.0.1:{closed_port()}"
+
+    drain_all(skip_backoff=False, max_rounds=3)  # book: rejected; compensate: Stripe down
+
+    compensate = OutboxEvent.objects.get(topic="reservation.compensate")
+    assert (compensate.status, compensate.last_error) == (OutboxStatus.PENDING, "refund: Stripe unavailable")
+    reservation.refresh_from_db()
+    assert (reservation.status, reservation.supplier_status) == ("PAID", "REJECTED")
+
+    settings.STRIPE_API_BASE = stripe_local
+    drain_all()
+
+    reservation.refresh_from_db()
+    assert reservation.status == ReservationStatus.CANCELLED
+    assert _stripe_refunded(stripe_local, Payment.objects.get(reservation=reservation)) == reservation.amount
