@@ -31,7 +31,8 @@ logger = logging.getLogger("reserve.outbox")
 
 MAX_ERROR_HISTORY = 50
 IDLE_POLL_SECONDS = 1.0  # bounds the delay of an event whose on-commit enqueue was lost
-MIN_SLEEP_SECONDS = 0.05  # an event due but waiting behind its reservation's older event
+MIN_SLEEP_SECONDS = 0.05
+WAITING_STEP_BACK = dt.timedelta(seconds=1)  # re-examined this soon after its predecessor
 
 
 def worker_name() -> str:
@@ -45,9 +46,9 @@ def _due() -> Q:
     )
 
 
-def _first_in_line(candidates: list[OutboxEvent], now: dt.datetime) -> list[OutboxEvent]:
-    """Keep the candidates that may go now: a reservation's events go one at a time, oldest
-    first (a supplier.cancel never overtakes the supplier.book it undoes)."""
+def _first_in_line(candidates: list[OutboxEvent], now: dt.datetime) -> tuple[list[OutboxEvent], list[OutboxEvent]]:
+    """Split the candidates into (may go now, must wait): a reservation's events go one at a
+    time, oldest first (a supplier.cancel never overtakes the supplier.book it undoes)."""
     reservation_ids = {c.reservation_id for c in candidates if c.reservation_id}
     head: dict[Any, tuple[Any, Any]] = {}
     busy: set[Any] = set()
@@ -60,14 +61,16 @@ def _first_in_line(candidates: list[OutboxEvent], now: dt.datetime) -> list[Outb
         key = (created_at, str(event_id))
         if reservation_id not in head or key < head[reservation_id]:
             head[reservation_id] = key
-    chosen = []
+    chosen, waiting = [], []
     for c in candidates:
         if c.reservation_id is None:
             chosen.append(c)
         elif c.reservation_id not in busy and head.get(c.reservation_id, (None, str(c.id)))[1] == str(c.id):
             busy.add(c.reservation_id)  # one per reservation in this batch too
             chosen.append(c)
-    return chosen
+        else:
+            waiting.append(c)
+    return chosen, waiting
 
 
 @retry_on_deadlock
@@ -81,8 +84,13 @@ def outbox_claim_due(*, worker: str, limit: int = 10, event_id: uuid.UUID | str 
         if event_id is not None:
             qs = qs.filter(pk=event_id)
         candidates = list(qs.order_by("available_at")[: limit * 3])
+        chosen, waiting = _first_in_line(candidates, now)
+        # A waiting event steps back a little, behind the other due events: enough of them
+        # must never fill the candidate window and starve the rest.
+        OutboxEvent.objects.filter(pk__in=[w.pk for w in waiting]).update(
+            available_at=now + WAITING_STEP_BACK, version=F("version") + 1)
         claimed = []
-        for event in _first_in_line(candidates, now)[:limit]:
+        for event in chosen[:limit]:
             fields = {"status": OutboxStatus.IN_FLIGHT, "locked_until": now + lease, "locked_by": worker,
                       "attempts": event.attempts + 1}
             if OutboxEvent.objects.filter(pk=event.pk, version=event.version).update(

@@ -17,7 +17,7 @@ from outbox.models import UNFINISHED, OutboxEvent, OutboxStatus
 from outbox.services import outbox_enqueue
 from reservations.models import Reservation, ReservationStatus
 from suppliers.models import SupplierRequest
-from tests.outbox.conftest import drain_all, paid_reservation
+from tests.outbox.conftest import drain_all, make_due, paid_reservation
 
 
 def _enqueue_cancel(reservation):
@@ -67,6 +67,7 @@ def test_a_reservations_later_event_waits_for_the_earlier_one(fake_supplier, pro
     assert first.topic == "supplier.book"
     assert outbox_claim_due(worker="B", limit=10) == []  # the cancel must not overtake the book
     outbox_deliver(event=first)
+    make_due()  # the waiting cancel stepped back by a second when it was found blocked
     [second] = outbox_claim_due(worker="B", limit=10)
     assert second.pk == cancel.pk
 
@@ -231,3 +232,19 @@ def _connection_gone(conn, conn_id: int) -> bool:
     with conn.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %s", [conn_id])
         return cur.fetchone()[0] == 0
+
+
+@pytest.mark.django_db
+def test_events_waiting_behind_their_reservation_do_not_starve_others(fake_supplier, product):
+    fake_supplier.set_mode(product.code, "fail")
+    blocked = [paid_reservation(product) for _ in range(4)]
+    outbox_drain_once()  # every book fails once: each waits 15 s
+    for reservation in blocked:
+        _enqueue_cancel(reservation)  # due now, but behind its book
+    fake_supplier.set_mode(product.code, "confirm")
+    fresh = paid_reservation(product)
+
+    # a window of 3 candidates would only ever see the 4 waiting cancels without the step back
+    claimed = outbox_claim_due(worker="A", limit=1) or outbox_claim_due(worker="A", limit=1)
+
+    assert [e.reservation_id for e in claimed] == [fresh.id]
