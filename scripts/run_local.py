@@ -78,9 +78,11 @@ def main() -> None:
         procs.append(start("qcluster", [PY, "manage.py", "qcluster"]))
         manage("stripe_register_local_webhook", f"--url=http://{WEB[0]}:{WEB[1]}/webhooks/stripe/")
         print("  webhook         localstripe → /webhooks/stripe/ registered")
+        # Needs localstripe up: the ON_REQUEST demo reservation is really paid (and refundable).
+        print(manage("seed_backoffice_demo"), end="")
         print("\nReserve & Charge is running:")
         print(f"  API       http://{WEB[0]}:{WEB[1]}/api/v1/   (docs: /api/docs/)")
-        print(f"  admin     http://{WEB[0]}:{WEB[1]}/admin/")
+        print(f"  admin     http://{WEB[0]}:{WEB[1]}/admin/   (staff / staff-demo-pass)")
         print(f"  health    http://{WEB[0]}:{WEB[1]}/health/ready")
         print("Ctrl-C stops everything.")
         while all(p.poll() is None for p in procs):
