@@ -188,7 +188,9 @@ Q_CLUSTER = {
     "label": "Task queue",
 }
 if REDIS_URL:
-    Q_CLUSTER["redis"] = REDIS_URL
+    # Timeouts (E5): an on-commit enqueue must not hang a web request when Redis is away.
+    # socket_timeout stays above the broker's 1 s blocking pop.
+    Q_CLUSTER["redis"] = REDIS_URL + ("&" if "?" in REDIS_URL else "?") + "socket_connect_timeout=2&socket_timeout=5"
 else:
     Q_CLUSTER["orm"] = "default"
 
