@@ -23,6 +23,7 @@ from payments.gateway import IntentResult, intent_result_from
 from payments.models import Payment, PaymentStatus, StripeEvent, StripeEventStatus
 from payments.services.apply import payment_apply_intent, payment_lock_with_reservation
 from payments.state import can_transition
+from reservations.models import ReservationStatus, SupplierStatus
 from reservations.services import reservation_record_event
 
 logger = logging.getLogger("reserve.webhooks")
@@ -105,7 +106,24 @@ def _apply_charge_refunded(obj: dict[str, Any], data: dict[str, Any]) -> bool:
                   "payment_status": {"from": previous, "to": payment.status}, **data},
             from_status=reservation.status, to_status=reservation.status,
         )
+        # Our own cancellations refund a CANCELLED reservation and cancel the supplier booking
+        # themselves; a refund of a booking the supplier still holds was made elsewhere (e.g.
+        # the Stripe dashboard) and needs a human to decide about the booking.
+        still_booked = reservation.supplier_status == SupplierStatus.CONFIRMED
+        if still_booked and reservation.status != ReservationStatus.CANCELLED:
+            _alert_staff(reservation, data, subject="Refund on a supplier-confirmed booking",
+                         body=f"Stripe refunded {refunded} of {payment.amount} {payment.currency.upper()} for "
+                              f"reservation {reservation.code}, which the supplier has confirmed "
+                              f"(reference {reservation.supplier_reference or '-'}). Decide whether to cancel "
+                              "the supplier booking.")
     return True
+
+
+def _alert_staff(reservation: Any, data: dict[str, Any], *, subject: str, body: str) -> None:
+    from outbox.services import staff_alert_enqueue
+
+    staff_alert_enqueue(reservation=reservation, subject=subject, body=body,
+                        dedup_key=f"stripe:{data['stripe_event_id']}")
 
 
 def _apply_dispute_created(obj: dict[str, Any], data: dict[str, Any]) -> bool:
@@ -124,6 +142,11 @@ def _apply_dispute_created(obj: dict[str, Any], data: dict[str, Any]) -> bool:
               **data},
         from_status=reservation.status, to_status=reservation.status,
     )
+    # A dispute freezes the money whatever the supplier did; bookings are never cancelled
+    # automatically for a dispute (the customer may still travel), so staff decide.
+    _alert_staff(reservation, data, subject="Payment disputed",
+                 body=f"A dispute ({obj.get('reason') or 'no reason given'}) was opened on reservation "
+                      f"{reservation.code} (status {reservation.status}, supplier {reservation.supplier_status}).")
     return True
 
 

@@ -7,7 +7,7 @@ from outbox.models import OutboxEvent
 from payments import faults
 from payments.models import Payment, PaymentStatus, StripeEvent, StripeEventStatus
 from payments.services import stripe_event_reprocess
-from reservations.models import ReservationStatus
+from reservations.models import ReservationStatus, SupplierStatus
 from tests.factories import ReservationFactory
 from tests.payments.conftest import intents_for, new_key, pay
 from tests.payments.factories import PaymentFactory
@@ -160,6 +160,57 @@ def test_dispute_created_marks_the_payment_disputed_on_the_timeline(stripe_clien
     assert entry.actor == "stripe"
     assert entry.data["dispute_id"] == "dp_123"
     assert entry.data["dispute_reason"] == "fraudulent"
+
+
+@pytest.fixture
+def alerting(settings, mailoutbox):
+    settings.ALERT_EMAILS = ["ops@example.test"]
+    settings.SLACK_WEBHOOK_URL = "http://127.0.0.1:9/slack"
+    return settings
+
+
+def _alerts_for(reservation) -> set[str]:
+    return set(OutboxEvent.objects.filter(topic__startswith="alert.", payload__reservation_id=str(reservation.id))
+               .values_list("topic", flat=True))
+
+
+def test_refund_of_a_supplier_confirmed_booking_alerts_staff_once(stripe_client, reservation, alerting):
+    reservation.status, reservation.supplier_status = ReservationStatus.CONFIRMED, SupplierStatus.CONFIRMED
+    reservation.save()
+    paid = PaymentFactory(reservation=reservation, status=PaymentStatus.SUCCEEDED)
+    refunded = event("charge.refunded", _charge(paid, amount_refunded=paid.amount))
+
+    post_event(stripe_client, refunded)
+    post_event(stripe_client, refunded)  # Stripe redelivers: still one alert
+
+    assert _alerts_for(reservation) == {"alert.email", "alert.slack"}
+    assert OutboxEvent.objects.filter(topic="alert.email").count() == 1
+    assert "supplier-confirmed" in OutboxEvent.objects.get(topic="alert.email").payload["subject"]
+
+
+def test_refund_from_our_own_cancellation_does_not_alert(stripe_client, reservation, alerting):
+    reservation.status, reservation.supplier_status = ReservationStatus.CANCELLED, SupplierStatus.CONFIRMED
+    reservation.save()
+    paid = PaymentFactory(reservation=reservation, status=PaymentStatus.SUCCEEDED)
+
+    post_event(stripe_client, event("charge.refunded", _charge(paid, amount_refunded=paid.amount)))
+
+    assert _alerts_for(reservation) == set()
+
+
+def test_dispute_alerts_staff_and_leaves_the_supplier_booking_alone(stripe_client, reservation, alerting):
+    reservation.status, reservation.supplier_status = ReservationStatus.CONFIRMED, SupplierStatus.CONFIRMED
+    reservation.save()
+    paid = PaymentFactory(reservation=reservation, status=PaymentStatus.SUCCEEDED)
+    dispute = {"id": "dp_9", "object": "dispute", "charge": paid.stripe_charge_id, "amount": paid.amount,
+               "reason": "product_not_received"}
+
+    post_event(stripe_client, event("charge.dispute.created", dispute))
+
+    assert _alerts_for(reservation) == {"alert.email", "alert.slack"}
+    assert not OutboxEvent.objects.filter(topic="supplier.cancel").exists()
+    reservation.refresh_from_db()
+    assert (reservation.status, reservation.supplier_status) == (ReservationStatus.CONFIRMED, SupplierStatus.CONFIRMED)
 
 
 def test_unknown_types_and_foreign_intents_are_stored_and_acknowledged(stripe_client):
