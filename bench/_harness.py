@@ -12,7 +12,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,3 +115,20 @@ def load(port: int, make_request: RequestFn, *, clients: int, seconds: float) ->
         "p95_ms": round(latencies[int(len(latencies) * 0.95) - 1] * 1000, 1) if latencies else None,
         "statuses": statuses,
     }
+
+
+@contextmanager
+def serving(env: dict[str, str], *, workers: int = 4, threads: int = 1) -> Iterator[int]:
+    """gunicorn on a free loopback port for the duration of the block; yields the port."""
+    port = free_port()
+    server = start_gunicorn(env, port, workers=workers, threads=threads)
+    try:
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def describe(result: dict, unit: str = "req/s") -> str:
+    return (f"{result['req_per_s']:>8} {unit}  p50 {result['p50_ms']} ms  p95 {result['p95_ms']} ms  "
+            f"statuses {result['statuses']}")

@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._harness import PY, ROOT, bench_env, django_shell, free_port, load, prepare_database, start_gunicorn
+from bench._harness import PY, ROOT, bench_env, describe, django_shell, free_port, load, prepare_database, serving
 
 DB = "reserve_bench_pay"
 SETUP = """
@@ -40,8 +40,6 @@ print(json.dumps({"token": t.key, "ids": [str(i) for i in ids]}))
 
 
 def run(env: dict, ids: list[str], token: str, *, clients: int, seconds: float, workers: int, threads: int) -> dict:
-    port = free_port()
-    server = start_gunicorn(env, port, workers=workers, threads=threads)
     per_client = [ids[c::clients] for c in range(clients)]
 
     def make_request(worker: int, i: int):
@@ -50,11 +48,8 @@ def run(env: dict, ids: list[str], token: str, *, clients: int, seconds: float, 
         return ("POST", f"/api/v1/reservations/{rid}/pay/", {"payment_method": "pm_card_visa"},
                 {"Authorization": f"Token {token}", "Idempotency-Key": f"bench-{worker}-{i}"})
 
-    try:
+    with serving(env, workers=workers, threads=threads) as port:
         return load(port, make_request, clients=clients, seconds=seconds)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def main() -> None:
@@ -77,8 +72,7 @@ def main() -> None:
             result = run(env, data["ids"], data["token"], clients=args.clients, seconds=args.seconds,
                          workers=workers, threads=threads)
             print(f"pay  gunicorn {workers}w x {threads}t  Stripe latency {args.latency_ms:.0f} ms  "
-                  f"clients {args.clients}: {result['req_per_s']} req/s  p50 {result['p50_ms']} ms  "
-                  f"p95 {result['p95_ms']} ms  statuses {result['statuses']}", flush=True)
+                  f"clients {args.clients}: {describe(result)}", flush=True)
     finally:
         standin.terminate()
         standin.wait(timeout=10)

@@ -15,7 +15,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._harness import bench_env, django_shell, free_port, load, prepare_database, start_gunicorn
+from bench._harness import bench_env, describe, django_shell, load, prepare_database, serving
 
 DB = "reserve_bench_reservations"
 SETUP = """
@@ -46,9 +46,7 @@ def main() -> None:
     ids = json.loads(django_shell(env, SETUP))
     auth = {"Authorization": f"Token {ids['token']}"}
     date = (dt.date.today() + dt.timedelta(days=7)).isoformat()
-    port = free_port()
-    server = start_gunicorn(env, port, workers=args.workers)
-    try:
+    with serving(env, workers=args.workers) as port:
         scenarios = {
             "GET  /api/v1/reservations/{id}/": lambda w, i: (
                 "GET", f"/api/v1/reservations/{ids['reservation']}/", None, auth),
@@ -65,11 +63,7 @@ def main() -> None:
               f"MariaDB, production settings")
         for name, make in scenarios.items():
             result = load(port, make, clients=args.clients, seconds=args.seconds)
-            print(f"{name:<62} {result['req_per_s']:>8} req/s  p50 {result['p50_ms']} ms  "
-                  f"p95 {result['p95_ms']} ms  statuses {result['statuses']}")
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+            print(f"{name:<62} {describe(result)}")
 
 
 if __name__ == "__main__":

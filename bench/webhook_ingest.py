@@ -20,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._harness import bench_env, django_shell, free_port, load, prepare_database, start_gunicorn
+from bench._harness import bench_env, describe, django_shell, load, prepare_database, serving
 
 DB = "reserve_bench_webhook"
 SECRET = "whsec_bench_ingest"
@@ -71,21 +71,13 @@ def main() -> None:
         # The harness JSON-encodes dict bodies; send the already-encoded event as the body.
         return "POST", "/webhooks/stripe/", json.loads(body), {"Stripe-Signature": f"t={ts},v1={mac}"}
 
-    port = free_port()
-    server = start_gunicorn(env, port, workers=args.workers)
-    try:
+    with serving(env, workers=args.workers) as port:
         first = load(port, make_request, clients=args.clients, seconds=args.seconds)
         print(f"webhook ingest (new events)  gunicorn {args.workers}w  clients {args.clients}: "
-              f"{first['req_per_s']} events/s  p50 {first['p50_ms']} ms  p95 {first['p95_ms']} ms  "
-              f"statuses {first['statuses']}", flush=True)
+              f"{describe(first, 'events/s')}", flush=True)
         again = load(port, make_request, clients=args.clients, seconds=args.seconds)
         print(f"webhook ingest (mostly duplicates)  gunicorn {args.workers}w  clients {args.clients}: "
-              f"{again['req_per_s']} events/s  p50 {again['p50_ms']} ms  p95 {again['p95_ms']} ms  "
-              f"statuses {again['statuses']}", flush=True)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
+              f"{describe(again, 'events/s')}", flush=True)
 
 if __name__ == "__main__":
     main()

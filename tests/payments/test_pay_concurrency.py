@@ -3,43 +3,20 @@ through the real pay flow and the real localstripe."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
 import pytest
-from django.db import connection
 
 from payments import gateway
 from payments.models import Payment, PaymentStatus
 from reservations.models import ReservationStatus
 from tests.conftest import client_for
 from tests.payments.conftest import intents_for, new_key, pay
+from tests.support.concurrency import run_in_threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 THREADS = 10
-
-
-def run_in_threads(count: int, work) -> list:
-    """Start `count` threads that call work(i) together (a barrier, not a sleep)."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def runner(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = work(i)
-        except Exception as exc:  # surfaced by the assertions below
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=runner, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    return results
 
 
 def test_ten_threads_with_one_key_make_one_payment_intent_and_one_charge(customer, reservation, visa, stripe_local):

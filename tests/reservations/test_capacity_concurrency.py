@@ -3,40 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections import Counter
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from reservations.models import DailyInventory, Reservation
 from reservations.services import reservation_create
 from tests.conftest import client_for
 from tests.factories import ProductFactory, UserFactory
+from tests.support.concurrency import run_in_threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _run_in_threads(n: int, fn) -> list:
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def worker(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = fn(i)
-        except Exception as exc:  # collected and asserted on below
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    return results
 
 
 def test_25_threads_racing_for_the_last_5_places_never_overbook():
@@ -49,7 +27,7 @@ def test_25_threads_racing_for_the_last_5_places_never_overbook():
     body = {"product": str(product.id), "date": date.isoformat(), "quantity": 1,
             "guest_name": "Racer", "guest_email": "racer@example.test"}
 
-    results = _run_in_threads(25, lambda i: clients[i].post("/api/v1/reservations/", body, format="json"))
+    results = run_in_threads(25, lambda i: clients[i].post("/api/v1/reservations/", body, format="json"))
 
     assert not [r for r in results if isinstance(r, Exception)], results
     statuses = Counter(r.status_code for r in results)
@@ -70,7 +48,7 @@ def test_first_bookings_of_a_new_date_race_to_create_the_inventory_row():
         return reservation_create(user=users[i], product=product, date=date, quantity=1,
                                   guest_name="Racer", guest_email="racer@example.test")
 
-    results = _run_in_threads(10, book)
+    results = run_in_threads(10, book)
 
     created = [r for r in results if isinstance(r, Reservation)]
     errors = [r for r in results if not isinstance(r, Reservation)]
