@@ -1,15 +1,15 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import ObtainAuthToken
 
 from common import health
+from common.auth import TokenObtainApi
 
 handler404 = "common.errors.handler404"
 handler500 = "common.errors.handler500"
 
 api_v1 = [
-    path("auth/token/", ObtainAuthToken.as_view(), name="auth-token"),
+    path("auth/token/", TokenObtainApi.as_view(), name="auth-token"),
     path("", include("suppliers.api.urls")),
     path("", include("reservations.api.urls")),
     path("", include("payments.api.urls")),

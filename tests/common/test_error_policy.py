@@ -112,16 +112,37 @@ def test_client_request_id_is_echoed_and_garbage_is_replaced(api):
     assert len(replaced) == 32
 
 
-def test_throttling_answers_429_with_retry_after(api, monkeypatch):
+@pytest.fixture
+def strict_throttling(monkeypatch):
+    """DRF binds THROTTLE_RATES at import time, so the rates are patched on the class."""
+    from django.core.cache import cache
     from rest_framework.throttling import SimpleRateThrottle
 
     monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"user": "3/min", "anon": "3/min"})
-    from django.core.cache import cache
-
     cache.clear()
+    yield
+    cache.clear()
+
+
+def test_throttling_answers_429_with_retry_after(api, strict_throttling):
     codes = [api.get("/api/v1/reservations/").status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
     response = api.get("/api/v1/reservations/")
     _assert_problem(response, 429, "throttled")
     assert int(response["Retry-After"]) > 0
-    cache.clear()
+
+
+def test_anonymous_clients_are_throttled_per_ip(strict_throttling, customer):
+    client = APIClient()
+    body = {"username": customer.username, "password": "wrong"}
+    codes = [client.post("/api/v1/auth/token/", body, format="json").status_code for _ in range(4)]
+    assert codes == [400, 400, 400, 429]
+
+
+def test_the_stripe_webhook_is_never_throttled(strict_throttling):
+    from tests.support.stripe_events import event, post_event
+
+    client = APIClient()
+    codes = [post_event(client, event("customer.created", {"id": f"cus_{i}", "object": "customer"})).status_code
+             for i in range(6)]
+    assert codes == [200] * 6
