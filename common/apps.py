@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class CommonConfig(AppConfig):
     name = "common"
     verbose_name = "Platform"
+
+    def ready(self) -> None:
+        from common.logging import install_context_record_factory
+
+        install_context_record_factory()

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 
 from common.errors import is_problem_path, problem_response
-from common.request_context import request_id_var
+from common.request_context import request_id_var, reservation_id_var
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -23,12 +23,19 @@ class RequestIdMiddleware:
         request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id
         token = request_id_var.set(request_id)
+        reservation_token = reservation_id_var.set(None)
         try:
             response = self.get_response(request)
         finally:
+            reservation_id_var.reset(reservation_token)
             request_id_var.reset(token)
         response["X-Request-ID"] = request_id
         return response
+
+    def process_view(self, request: HttpRequest, view_func: Callable, view_args: tuple, view_kwargs: dict) -> None:
+        # /reservations/{reservation_id}/…: every log line of the request names the reservation.
+        if "reservation_id" in view_kwargs:
+            reservation_id_var.set(str(view_kwargs["reservation_id"]))
 
 
 class ProblemDetailsMiddleware:

@@ -23,6 +23,7 @@ from django.db.models import F, Min, Q
 from django.utils import timezone
 
 from common.db import retry_on_deadlock
+from common.request_context import log_context
 from outbox.handlers import PerformFailed, UnknownTopic, Verdict, VerdictKind, handler_for
 from outbox.models import UNFINISHED, DeadLetter, OutboxEvent, OutboxStatus
 from outbox.policy import RetryPolicy
@@ -106,7 +107,12 @@ def outbox_claim_due(*, worker: str, limit: int = 10, event_id: uuid.UUID | str 
 def outbox_deliver(*, event: OutboxEvent, policy: RetryPolicy | None = None) -> str:
     """Deliver one claimed event; returns the verdict applied, or "stale" when the lease was
     taken over meanwhile (the other worker's result counts, ours is dropped)."""
-    policy = policy or RetryPolicy.from_settings()
+    # Every log line of the delivery (ours, the supplier client's, the alerts') carries them (F1).
+    with log_context(event_id=event.id, reservation_id=event.reservation_id):
+        return _deliver(event=event, policy=policy or RetryPolicy.from_settings())
+
+
+def _deliver(*, event: OutboxEvent, policy: RetryPolicy) -> str:
     try:
         handler = handler_for(event.topic)
     except UnknownTopic:

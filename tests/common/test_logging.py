@@ -2,11 +2,18 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 
+import pytest
 from django.conf import settings
 
-from common.logging import RequestContextFilter
-from common.request_context import log_context, request_id_var
+from common.logging import install_context_record_factory
+from common.request_context import log_context, request_id_var, reservation_id_var
+
+
+def _record(message: str) -> logging.LogRecord:
+    install_context_record_factory()  # done by CommonConfig.ready(); idempotent
+    return logging.getLogRecordFactory()("reserve.test", logging.INFO, __file__, 1, message, (), None)
 
 
 def _render(record: logging.LogRecord) -> dict:
@@ -14,7 +21,6 @@ def _render(record: logging.LogRecord) -> dict:
     from pythonjsonlogger.json import JsonFormatter
 
     formatter = JsonFormatter(formatter_conf["fmt"], rename_fields=formatter_conf["rename_fields"])
-    RequestContextFilter().filter(record)
     return json.loads(formatter.format(record))
 
 
@@ -22,9 +28,7 @@ def test_log_lines_are_json_with_request_reservation_and_event_ids():
     token = request_id_var.set("req-42")
     try:
         with log_context(reservation_id="res-1", event_id="evt-9"):
-            record = logging.getLogger("reserve.test").makeRecord(
-                "reserve.test", logging.INFO, __file__, 1, "reservation paid", (), None)
-            line = _render(record)
+            line = _render(_record("reservation paid"))
     finally:
         request_id_var.reset(token)
 
@@ -36,5 +40,25 @@ def test_log_lines_are_json_with_request_reservation_and_event_ids():
 def test_context_does_not_leak_after_the_block():
     with log_context(reservation_id="res-1"):
         pass
-    record = logging.getLogger("reserve.test").makeRecord("reserve.test", logging.INFO, __file__, 1, "x", (), None)
-    assert "reservation_id" not in _render(record)
+    assert "reservation_id" not in _render(_record("x"))
+
+
+@pytest.mark.django_db
+def test_api_log_lines_name_the_reservation_of_the_url(api, monkeypatch, caplog):
+    from reservations.api import views
+
+    real = views.selectors.reservation_get_for_user
+
+    def logging_lookup(**kwargs):
+        logging.getLogger("reserve.test").info("looking the reservation up")
+        return real(**kwargs)
+
+    monkeypatch.setattr(views.selectors, "reservation_get_for_user", logging_lookup)
+    missing = uuid.uuid4()
+    with caplog.at_level(logging.INFO, logger="reserve.test"):
+        response = api.get(f"/api/v1/reservations/{missing}/", HTTP_X_REQUEST_ID="req-log-1")
+
+    assert response.status_code == 404
+    record = next(r for r in caplog.records if r.getMessage() == "looking the reservation up")
+    assert (record.request_id, record.reservation_id) == ("req-log-1", str(missing))
+    assert reservation_id_var.get() is None  # nothing leaks into the next request
