@@ -19,7 +19,6 @@ from reservations.services import reservation_get_locked, reservation_transition
 
 logger = logging.getLogger("reserve.backoffice")
 
-STAFF_GROUP_NAME = "Reservations staff"
 SUPPLIER_REFERENCE_MAX_LENGTH = Reservation._meta.get_field("supplier_reference").max_length
 
 # Permission strings the admin actions check (declared on reservations.OnRequestReservation;

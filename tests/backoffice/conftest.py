@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from outbox.models import DeadLetter, OutboxEvent, OutboxStatus
 from payments.models import Payment, PaymentStatus, StripeEvent, StripeEventStatus
-from reservations.backoffice import STAFF_GROUP_NAME
 from reservations.models import Reservation, ReservationStatus, SupplierStatus
 from reservations.services import reservation_transition
+from reservations.staff_group import GROUP_NAME as STAFF_GROUP_NAME
 from suppliers.models import SupplierRequest
 from tests.factories import ReservationFactory, StaffUserFactory
 

@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from payments.models import Payment
-from reservations.backoffice import STAFF_GROUP_NAME
+from reservations.staff_group import GROUP_NAME as STAFF_GROUP_NAME
 from tests.backoffice.conftest import logged_in, make_dead_letter, make_failed_stripe_event
 from tests.factories import StaffUserFactory
 

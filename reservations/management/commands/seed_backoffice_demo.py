@@ -23,9 +23,9 @@ from django.utils import timezone
 
 from outbox.models import DeadLetter, OutboxEvent, OutboxStatus
 from payments.models import Payment, PaymentStatus
-from reservations.backoffice import STAFF_GROUP_NAME
 from reservations.models import Reservation, ReservationStatus, SupplierStatus
 from reservations.services import reservation_amount, reservation_record_event, reservation_transition
+from reservations.staff_group import GROUP_NAME as STAFF_GROUP_NAME
 from suppliers.models import Product, Supplier, SupplierRequest
 
 STAFF_USERNAME = "staff"

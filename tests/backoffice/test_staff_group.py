@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+
+from reservations.staff_group import GROUP_NAME, PERMISSIONS
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_the_staff_group_is_restored_with_exactly_its_permissions_after_migrate():
+    """A flush (as transactional tests do) or a manual deletion must not leave staff without
+    their group: every migrate re-applies the one definition, extra permissions included."""
+    Group.objects.filter(name=GROUP_NAME).delete()
+    stray = Group.objects.create(name=GROUP_NAME)
+    from django.contrib.auth.models import Permission
+
+    stray.permissions.add(Permission.objects.get(codename="change_user"))
+
+    call_command("migrate", verbosity=0)
+
+    group = Group.objects.get(name=GROUP_NAME)
+    assert {(p.content_type.app_label, p.codename) for p in group.permissions.all()} == set(PERMISSIONS)
