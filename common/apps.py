@@ -6,6 +6,6 @@ class CommonConfig(AppConfig):
     verbose_name = "Platform"
 
     def ready(self) -> None:
-        from common.logging import install_context_record_factory
+        from common.logging import install_context_on_log_records
 
-        install_context_record_factory()
+        install_context_on_log_records()

@@ -1,7 +1,10 @@
 """Log records carry request_id / reservation_id / event_id from the current context (F1).
 
-Done in the record factory rather than in a handler filter, so every handler (the JSON
-console handler, Sentry's, pytest's caplog) sees the same fields."""
+Added when the record is made rather than by a handler filter, so every handler (the JSON
+console handler, Sentry's, pytest's caplog) sees the same fields. It wraps
+`Logger.makeRecord` rather than the record factory because the factory runs before a call's
+`extra=` is applied, and logging refuses an `extra` key that is already set; here an explicit
+`extra={"event_id": …}` wins and the context only fills what is missing."""
 
 from __future__ import annotations
 
@@ -11,22 +14,19 @@ from typing import Any
 from common.request_context import event_id_var, request_id_var, reservation_id_var
 
 _CONTEXT = (("request_id", request_id_var), ("reservation_id", reservation_id_var), ("event_id", event_id_var))
-_installed = False
+_original_make_record = logging.Logger.makeRecord
 
 
-def install_context_record_factory() -> None:
-    global _installed
-    if _installed:
-        return
-    previous = logging.getLogRecordFactory()
-
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = previous(*args, **kwargs)
-        for name, var in _CONTEXT:
+def _make_record_with_context(self: logging.Logger, *args: Any, **kwargs: Any) -> logging.LogRecord:
+    record = _original_make_record(self, *args, **kwargs)
+    for name, var in _CONTEXT:
+        if name not in record.__dict__:
             value = var.get()
             if value is not None:
-                setattr(record, name, value)  # `extra=` given to the call still wins: set later
-        return record
+                setattr(record, name, value)
+    return record
 
-    logging.setLogRecordFactory(factory)
-    _installed = True
+
+def install_context_on_log_records() -> None:
+    """Idempotent; called from CommonConfig.ready()."""
+    logging.Logger.makeRecord = _make_record_with_context  # type: ignore[method-assign]

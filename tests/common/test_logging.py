@@ -7,13 +7,13 @@ import uuid
 import pytest
 from django.conf import settings
 
-from common.logging import install_context_record_factory
+from common.logging import install_context_on_log_records
 from common.request_context import log_context, request_id_var, reservation_id_var
 
 
 def _record(message: str) -> logging.LogRecord:
-    install_context_record_factory()  # done by CommonConfig.ready(); idempotent
-    return logging.getLogRecordFactory()("reserve.test", logging.INFO, __file__, 1, message, (), None)
+    install_context_on_log_records()  # done by CommonConfig.ready(); idempotent
+    return logging.getLogger("reserve.test").makeRecord("reserve.test", logging.INFO, __file__, 1, message, (), None)
 
 
 def _render(record: logging.LogRecord) -> dict:
@@ -62,3 +62,11 @@ def test_api_log_lines_name_the_reservation_of_the_url(api, monkeypatch, caplog)
     record = next(r for r in caplog.records if r.getMessage() == "looking the reservation up")
     assert (record.request_id, record.reservation_id) == ("req-log-1", str(missing))
     assert reservation_id_var.get() is None  # nothing leaks into the next request
+
+
+def test_an_explicit_extra_wins_over_the_context():
+    install_context_on_log_records()
+    with log_context(event_id="from-context"):
+        record = logging.getLogger("reserve.test").makeRecord(
+            "reserve.test", logging.INFO, __file__, 1, "x", (), None, extra={"event_id": "explicit"})
+    assert record.event_id == "explicit"
