@@ -15,7 +15,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._harness import bench_env, describe, django_shell, load, prepare_database, serving
+from bench._harness import bench_env, describe, django_shell, load, prepare_database, serving, wrk_available, wrk_load
 
 DB = "reserve_bench_reservations"
 SETUP = """
@@ -64,6 +64,19 @@ def main() -> None:
         for name, make in scenarios.items():
             result = load(port, make, clients=args.clients, seconds=args.seconds)
             print(f"{name:<62} {describe(result)}")
+        if wrk_available():
+            print("the same with wrk (16 connections; a client that leaves the server the CPU):")
+            body = {"product": ids["product"], "date": date, "quantity": 1, "guest_name": "Bench",
+                    "guest_email": "bench@example.test"}
+            for name, method, path, payload in [
+                ("GET  /api/v1/reservations/{id}/", "GET", f"/api/v1/reservations/{ids['reservation']}/", None),
+                ("POST /api/v1/reservations/ (unlimited product)", "POST", "/api/v1/reservations/", body),
+                ("POST /api/v1/reservations/ (capacity row lock, one hot date)", "POST", "/api/v1/reservations/",
+                 {**body, "product": ids["capped"]}),
+            ]:
+                r = wrk_load(port, method, path, body=payload, headers=auth, seconds=args.seconds)
+                print(f"{name:<62} {r['req_per_s']:>8} req/s  p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  "
+                      f"non-2xx {r['non_2xx']}")
 
 
 if __name__ == "__main__":

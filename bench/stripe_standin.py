@@ -21,6 +21,9 @@ def make_handler(latency: float):
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out as two writes; with Nagle on, the body waits for the
+        # client's delayed ACK (~40 ms), which would be measured as our latency.
+        disable_nagle_algorithm = True
 
         def _reply(self, status: int, body: dict) -> None:
             data = json.dumps(body).encode()
