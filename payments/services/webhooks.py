@@ -9,6 +9,7 @@ application raised a bug-type error is recorded FAILED (for staff to re-process)
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,13 +58,14 @@ def _find_payment(*, intent_id: str | None, charge_id: str | None = None,
         if payment is not None:
             return payment
     # An attempt whose create answer we never saw (timeout) is found by our own id.
-    payment_id = (metadata or {}).get("payment_id")
-    if payment_id:
-        try:
-            return Payment.objects.filter(pk=payment_id).first()
-        except (ValueError, DatabaseError):
-            return None
-    return None
+    # Other integrations on the same Stripe account may use the same metadata name for
+    # their own ids ("order-42"): anything that is not a UUID is not ours. Checked before the
+    # query, because a database error here could not be caught without a savepoint (B5).
+    try:
+        payment_id = uuid.UUID(str((metadata or {}).get("payment_id") or ""))
+    except ValueError:
+        return None
+    return Payment.objects.filter(pk=payment_id).first()
 
 
 def _id_of(value: Any) -> str | None:

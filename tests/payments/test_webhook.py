@@ -284,3 +284,17 @@ def test_late_success_for_an_expired_reservation_is_refunded_not_revived(api, cu
     assert reservation.status == ReservationStatus.EXPIRED
     assert (payment.status, payment.refunded_amount) == (PaymentStatus.REFUNDED, payment.amount)
     assert payment.refunds.get().stripe_refund_id.startswith("re_")
+
+
+@pytest.mark.parametrize("foreign_payment_id", ["order-42", "", "12345", "not-a-uuid-at-all-0000000000000000"])
+def test_an_intent_of_another_integration_with_a_non_uuid_payment_id_is_acknowledged(stripe_client,
+                                                                                    foreign_payment_id):
+    # Another system on the same Stripe account also puts `payment_id` in its metadata.
+    payload = event("payment_intent.succeeded", {
+        "id": f"pi_foreign_{foreign_payment_id or 'empty'}", "object": "payment_intent", "status": "succeeded",
+        "amount": 1000, "metadata": {"payment_id": foreign_payment_id}})
+
+    response = post_event(stripe_client, payload)
+
+    assert response.status_code == 200
+    assert StripeEvent.objects.get().status == StripeEventStatus.IGNORED
