@@ -78,7 +78,7 @@ class StripeRequestRejected(GatewayError):
 
 
 class StripeUnavailable(GatewayError):
-    """Timeout, connection error, 5xx, rate limit or an open breaker. Whether a timed out
+    """Timeout, connection error, 5xx, rate limit, 409 conflict or an open breaker. Whether a timed out
     request was applied is unknown: retry it with the same idempotency key."""
 
     def __init__(self, reason: str, *, retry_after: int, call_made: bool) -> None:
@@ -171,6 +171,13 @@ def _call(operation: str, func: Callable[[], T]) -> T:
         raise CardDeclined(code=str(code), message=exc.user_message or "Your card was declined.",
                            payment_intent_id=intent_id) from exc
     except stripe.StripeError as exc:
+        if exc.http_status == 409:
+            # Another request with this idempotency key is still running at Stripe (or Stripe
+            # saw a conflict): that request may charge, so the outcome is unknown, not a
+            # refusal. The attempt stays in flight and is resumed with the same key. Stripe is
+            # working, so the breaker does not count it.
+            logger.warning("stripe conflict", extra={"operation": operation, "error": type(exc).__name__})
+            raise StripeUnavailable(f"conflict: {type(exc).__name__}", retry_after=2, call_made=True) from exc
         if _stripe_is_unwell(exc):
             logger.warning("stripe unavailable", extra={"operation": operation, "error": type(exc).__name__})
             retry_after = 5 if isinstance(exc, stripe.RateLimitError) else max(1, math.ceil(

@@ -157,3 +157,27 @@ def test_breaker_opens_refuses_without_calling_and_half_opens_across_processes(
     settings.STRIPE_API_BASE = stripe_local
     # The customer's retry with the same key resumes the attempt the open breaker refused.
     assert pay(api, reservations[2], key=third_key, payment_method=visa).status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("body", ["idempotency_in_progress", "plain_conflict"])
+def test_a_409_from_stripe_is_outcome_unknown_not_a_decline(api, reservation, visa, settings, body):
+    """Stripe answers 409 while another request with the same key is still running: that one may
+    charge, so the attempt must stay in flight (no second attempt, no second charge)."""
+    from tests.support.conflict_server import CONFLICT, IDEMPOTENCY_IN_PROGRESS, ConflictServer
+
+    with ConflictServer(body=IDEMPOTENCY_IN_PROGRESS if body == "idempotency_in_progress" else CONFLICT) as busy:
+        settings.STRIPE_API_BASE = busy.url
+        response = pay(api, reservation, key=new_key(), payment_method=visa)
+        other_key = pay(api, reservation, key=new_key(), payment_method=visa)
+
+    assert response.status_code == 503, response.content
+    assert response.json()["code"] == "payment_provider_unavailable"
+    assert int(response["Retry-After"]) >= 1
+    attempt = Payment.objects.get(reservation=reservation)
+    assert (attempt.status, attempt.in_flight_for) == (PaymentStatus.PENDING, reservation.id)
+    assert other_key.status_code == 409
+    assert other_key.json()["code"] == "payment_in_progress"
+    assert busy.requests >= 1
+    # Stripe is working: a conflict does not count towards opening the breaker.
+    assert gateway.stripe_breaker().fail_counter == 0
