@@ -1,6 +1,7 @@
 """Stripe-like idempotency keys (B1), one mechanism for every POST that accepts them.
 
-A view method decorated with `@idempotent(required=...)` runs at most once per (user, key):
+A view method decorated with `@idempotent(required=...)` runs at most once per (user, endpoint,
+key), the endpoint being the method and route template (B1):
 - a repeat of the same request gets the stored status and body, with `Idempotent-Replayed: true`;
 - the same key with another method, path or body → 409 `idempotency_key_reused`;
 - the same key while the first request still runs → 409 `idempotency_key_in_use` + `Retry-After`;
@@ -23,6 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.http import HttpResponse
+from django.urls import Resolver404, resolve
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -86,26 +88,38 @@ class IdempotencyClaim:
     response: StoredResponse | None = None
 
 
+def request_endpoint(*, method: str, path: str) -> str:
+    """The scope of a key besides the user: method and route template, so the same key on
+    another operation is a new key, while the same route for another resource is not."""
+    try:
+        route = resolve(path).route
+    except Resolver404:
+        route = path
+    return f"{method.upper()} {route}"[:255]
+
+
 def request_fingerprint(*, method: str, path: str, body: Any) -> str:
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(f"{method.upper()} {path}\n{canonical}".encode()).hexdigest()
 
 
 @retry_on_deadlock
-def idempotency_key_claim(*, user: Any, key: str, method: str, path: str, fingerprint: str) -> IdempotencyClaim:
+def idempotency_key_claim(*, user: Any, key: str, method: str, path: str, fingerprint: str,
+                          endpoint: str | None = None) -> IdempotencyClaim:
     """Insert the key locked by us, or report what the existing row says. The unique
-    constraint decides who is first; a loser locks the winner's row to read it."""
+    constraint (user, endpoint, key) decides who is first; a loser locks the winner's row to read it."""
     now = timezone.now()
+    endpoint = endpoint or request_endpoint(method=method, path=path)
     with transaction.atomic(durable=True):
         try:
             with transaction.atomic():
                 record = IdempotencyKey.objects.create(
-                    user=user, key=key, request_method=method, request_path=path,
+                    user=user, endpoint=endpoint, key=key, request_method=method, request_path=path,
                     request_fingerprint=fingerprint, locked_at=now,
                 )
             return IdempotencyClaim(record=record)
         except IntegrityError:
-            record = IdempotencyKey.objects.select_for_update().get(user=user, key=key)
+            record = IdempotencyKey.objects.select_for_update().get(user=user, endpoint=endpoint, key=key)
 
         expired = record.created_at < now - dt.timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
         if expired:
@@ -198,8 +212,11 @@ def idempotency_run(*, request: Request, required: bool, operation: Callable[[],
     if len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise IdempotencyKeyInvalid
     fingerprint = request_fingerprint(method=request.method, path=request.path, body=request.data)
+    match = request.resolver_match
+    endpoint = (f"{request.method.upper()} {match.route}"[:255] if match is not None and match.route
+                else request_endpoint(method=request.method, path=request.path_info))
     claim = idempotency_key_claim(user=request.user, key=key, method=request.method, path=request.path,
-                                  fingerprint=fingerprint)
+                                  fingerprint=fingerprint, endpoint=endpoint)
     if claim.response is not None:
         return _to_http(claim.response, replayed=True)
     record = claim.record

@@ -12,6 +12,9 @@ class IdempotencyKey(models.Model):
     id = models.BigAutoField(primary_key=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     key = models.CharField(max_length=255)
+    # "POST api/v1/reservations/<uuid:reservation_id>/pay/": method and route template. Keys are
+    # scoped by user and endpoint (B1), so one client key may serve create and then pay.
+    endpoint = models.CharField(max_length=255, default="")
     request_method = models.CharField(max_length=8)
     request_path = models.CharField(max_length=255)
     # sha256 of method, path and canonical body: "same key, other request" is detected by it.
@@ -24,10 +27,11 @@ class IdempotencyKey(models.Model):
 
     class Meta:
         db_table = "idempotency_keys"
-        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique_per_user")]
+        constraints = [models.UniqueConstraint(fields=["user", "endpoint", "key"],
+                                               name="idempotency_key_unique_per_user_endpoint")]
 
     def __str__(self) -> str:
-        return f"{self.user_id}:{self.key}"
+        return f"{self.user_id}:{self.endpoint}:{self.key}"
 
 
 class CircuitBreakerRecord(models.Model):
