@@ -10,7 +10,7 @@ from typing import Any
 from common.db import versioned_update
 from outbox.services import outbox_enqueue
 from payments.gateway import IntentResult
-from payments.models import Payment, PaymentStatus
+from payments.models import Payment, PaymentStatus, Refund
 from payments.state import IN_FLIGHT, can_transition
 from reservations.models import Reservation, ReservationStatus, SupplierStatus
 from reservations.services import reservation_get_locked, reservation_record_event, reservation_transition
@@ -29,6 +29,27 @@ INTENT_STATUS: dict[str, str] = {
     "canceled": PaymentStatus.CANCELED,
     "requires_confirmation": PaymentStatus.PENDING,
 }
+
+
+LATE_REFUND_REASON = "payment not needed: the reservation ended or was already paid"
+
+
+def late_refund_key(*, payment_id: Any) -> str:
+    return f"late:{payment_id}"
+
+
+def _late_refund_record(payment: Payment) -> None:
+    """Write the refund that is due in the same transaction as the success that makes it due,
+    so it survives Stripe being down and the process dying before the refund call: the caller
+    sends it after commit, `payments_reconcile` re-sends it if that did not happen. The caller
+    holds the payment row lock, which is what `_refund_begin` serialises on too."""
+    from payments.services.refunds import payment_refundable_amount
+
+    key = late_refund_key(payment_id=payment.id)
+    amount = payment_refundable_amount(payment=payment)
+    if amount > 0 and payment.stripe_payment_intent_id and not Refund.objects.filter(idempotency_key=key).exists():
+        Refund.objects.create(payment=payment, idempotency_key=key, amount=amount, reason=LATE_REFUND_REASON,
+                              actor="system")
 
 
 @dataclass
@@ -98,6 +119,7 @@ def payment_apply_intent(
         else:
             # Never revive an expired or cancelled reservation, never keep a second charge.
             refund_due = True
+            _late_refund_record(payment)
             reservation_record_event(
                 reservation=reservation, actor=actor, reason="payment succeeded too late: refund due",
                 data=event_data, from_status=reservation.status, to_status=reservation.status,

@@ -10,10 +10,18 @@ from django.utils import timezone
 
 from common.exceptions import ApplicationError
 from payments import gateway
-from payments.models import Payment, PaymentStatus
+from payments.exceptions import PaymentProviderUnavailable, RefundFailed
+from payments.models import Payment, PaymentStatus, Refund, RefundStatus
 from payments.services.pay import _pay_fail, payment_apply_intent_now, payment_intent_params
-from payments.services.refunds import payment_refund_late, payment_refundable_amount
-from reservations.models import ReservationStatus
+from payments.services.refunds import (
+    CANCEL_REFUND_PREFIX,
+    payment_refund_late,
+    payment_refund_send,
+    payment_refundable_amount,
+    reservation_cancel_paid,
+)
+from reservations.models import Reservation, ReservationStatus
+from reservations.state import can_transition as reservation_can_transition
 
 logger = logging.getLogger("reserve.payments")
 
@@ -40,9 +48,44 @@ def _settle(payment: Payment) -> bool:
     return outcome.changed
 
 
+def _refunds_resume(*, stale_before: dt.datetime) -> int:
+    """Re-send every refund still PENDING after the grace period (its request got a 503 or died),
+    with the Stripe key derived from the row: whatever wrote it (a cancel, a supplier-rejection
+    compensation, a late or second payment), the money goes back. A refund started by a
+    cancellation then completes that cancellation. Returns how many refunds were settled."""
+    settled = 0
+    pending = Refund.objects.filter(status=RefundStatus.PENDING, updated_at__lt=stale_before).order_by("updated_at")
+    for pending_refund in list(pending[:BATCH]):
+        try:
+            refund = payment_refund_send(refund=pending_refund)
+        except RefundFailed:
+            logger.warning("pending refund refused by stripe", extra={"refund_id": str(pending_refund.id)},
+                           exc_info=True)
+            settled += 1
+            continue
+        settled += 1
+        if refund.idempotency_key.startswith(CANCEL_REFUND_PREFIX):
+            _cancel_complete(refund)
+    return settled
+
+
+def _cancel_complete(refund: Refund) -> None:
+    reservation = Reservation.objects.get(payments__refunds=refund)
+    if not reservation_can_transition(reservation.status, ReservationStatus.CANCELLED):
+        return  # the cancel request was retried and finished, or something else ended it
+    try:
+        reservation_cancel_paid(reservation_id=reservation.id, actor=refund.actor, reason=refund.reason,
+                                expected_version=None)
+    except PaymentProviderUnavailable:
+        raise
+    except ApplicationError:
+        logger.warning("cancellation not completed", extra={"reservation_id": str(reservation.id)}, exc_info=True)
+
+
 def payments_reconcile() -> int:
     """Re-fetch PaymentIntents stuck in PROCESSING / REQUIRES_ACTION, settle attempts left
-    PENDING by a dead request, and refund money captured for reservations that ended.
+    PENDING by a dead request, re-send refunds left PENDING, and refund money captured for
+    reservations that ended.
     Returns how many payments changed. Stops early while Stripe is unavailable."""
     stale = timezone.now() - dt.timedelta(seconds=settings.IDEMPOTENCY_LOCK_STALE_SECONDS)
     candidates = list(
@@ -56,6 +99,7 @@ def payments_reconcile() -> int:
                 changed += int(_settle(payment))
             except ApplicationError:
                 logger.warning("payment not reconciled", extra={"payment_id": str(payment.id)}, exc_info=True)
+        changed += _refunds_resume(stale_before=stale)
         late = Payment.objects.filter(
             status__in=[PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED],
             reservation__status__in=[ReservationStatus.EXPIRED, ReservationStatus.CANCELLED],
@@ -63,7 +107,7 @@ def payments_reconcile() -> int:
         for payment in late:
             if payment_refundable_amount(payment=payment) > 0 and payment_refund_late(payment=payment):
                 changed += 1
-    except gateway.StripeUnavailable:
+    except (gateway.StripeUnavailable, PaymentProviderUnavailable):
         logger.warning("stripe unavailable; reconciliation resumes on the next run")
     logger.info("payments reconciled", extra={"changed": changed})
     return changed

@@ -23,7 +23,7 @@ from payments.exceptions import (
     RefundNotAllowed,
 )
 from payments.models import Payment, PaymentStatus, Refund, RefundStatus
-from payments.services.apply import payment_lock_with_reservation
+from payments.services.apply import LATE_REFUND_REASON, late_refund_key, payment_lock_with_reservation
 from payments.state import IN_FLIGHT, can_transition
 from reservations.models import Reservation, ReservationStatus, SupplierStatus
 from reservations.services import reservation_get_locked, reservation_record_event, reservation_transition
@@ -32,6 +32,9 @@ from reservations.state import can_transition as reservation_can_transition
 logger = logging.getLogger("reserve.payments")
 
 REFUNDABLE = frozenset({PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED})
+# A refund under this key prefix was started by a cancellation: once it is really sent, the
+# cancellation is completed (the reconciler finishes one whose request got a 503).
+CANCEL_REFUND_PREFIX = "cancel:"
 SUPPLIER_ASKED = frozenset({SupplierStatus.PENDING, SupplierStatus.CONFIRMED, SupplierStatus.ON_REQUEST})
 
 
@@ -104,32 +107,64 @@ def payment_refund(*, payment: Payment, amount: int | None, reason: str, actor: 
     (502, Stripe refused) or PaymentProviderUnavailable (503: retry with the same key)."""
     refund = _refund_begin(payment_id=payment.id, amount=amount, reason=reason, actor=actor,
                            idempotency_key=idempotency_key)
+    refund = payment_refund_send(refund=refund)
+    payment.refresh_from_db()
+    return refund
+
+
+def payment_refund_send(*, refund: Refund) -> Refund:
+    """Send a refund row to Stripe (again) with the key derived from the row: a PENDING refund
+    whose first send timed out is answered from Stripe's idempotency cache, never refunded
+    twice. Raises RefundFailed (502) or PaymentProviderUnavailable (503, stays PENDING)."""
     if refund.status == RefundStatus.SUCCEEDED:
         return refund
     if refund.status == RefundStatus.FAILED:
         raise RefundFailed(refund.failure_message or None)
-    intent_id = Payment.objects.values_list("stripe_payment_intent_id", flat=True).get(pk=payment.id)
+    intent_id, reservation_id = Payment.objects.values_list(
+        "stripe_payment_intent_id", "reservation_id").get(pk=refund.payment_id)
     try:
         result = gateway.refund_create(
             payment_intent_id=intent_id, amount=refund.amount, idempotency_key=refund.stripe_idempotency_key,
-            metadata={"refund_id": str(refund.id), "reservation_id": str(payment.reservation_id)},
+            metadata={"refund_id": str(refund.id), "reservation_id": str(reservation_id)},
         )
     except gateway.StripeUnavailable as exc:
         raise PaymentProviderUnavailable(retry_after=exc.retry_after) from exc
     except (gateway.StripeRequestRejected, gateway.CardDeclined) as exc:
         _refund_finish(refund_id=refund.id, result=None, error=str(exc))
         raise RefundFailed(str(exc)) from exc
-    refund = _refund_finish(refund_id=refund.id, result=result)
+    return _refund_finish(refund_id=refund.id, result=result)
+
+
+def payment_refund_everything(*, payment: Payment, reason: str, actor: str, idempotency_key: str) -> list[Refund]:
+    """Give back all captured money of `payment`: first re-send every refund still PENDING (by
+    whatever path wrote it: a cancel that got a 503, a supplier-rejection compensation, a late
+    payment), then refund what is left under `idempotency_key`. Returns only when all of it is
+    really refunded; raises PaymentProviderUnavailable / RefundFailed otherwise, and a retry
+    with the same key resumes exactly where this one stopped."""
+    refunds = [payment_refund_send(refund=pending)
+               for pending in payment.refunds.filter(status=RefundStatus.PENDING).order_by("created_at")]
     payment.refresh_from_db()
-    return refund
+    own = Refund.objects.filter(idempotency_key=idempotency_key, payment=payment).first()
+    if own is not None and own.status != RefundStatus.PENDING:
+        if own.status == RefundStatus.FAILED:
+            raise RefundFailed(own.failure_message or None)
+        return refunds if own in refunds else [*refunds, own]
+    if payment.status in REFUNDABLE and payment_refundable_amount(payment=payment) > 0:
+        refunds.append(payment_refund(payment=payment, amount=None, reason=reason, actor=actor,
+                                      idempotency_key=idempotency_key))
+    return refunds
+
+
+def cancel_refund_key(*, reservation_id: Any, payment_id: Any) -> str:
+    return f"{CANCEL_REFUND_PREFIX}{reservation_id}:{payment_id}"
 
 
 def payment_refund_late(*, payment: Payment) -> Refund | None:
     """A success that came after the reservation stopped accepting money: give it back.
     If Stripe is unreachable now, `payments_reconcile` retries with the same key."""
     try:
-        return payment_refund(payment=payment, amount=None, reason="payment arrived after the reservation ended",
-                              actor="system", idempotency_key=f"late:{payment.id}")
+        return payment_refund(payment=payment, amount=None, reason=LATE_REFUND_REASON,
+                              actor="system", idempotency_key=late_refund_key(payment_id=payment.id))
     except (PaymentProviderUnavailable, RefundFailed, RefundExceedsCaptured, RefundNotAllowed):
         logger.warning("late payment refund not done yet; the reconciler retries",
                        extra={"payment_id": str(payment.id)}, exc_info=True)
@@ -169,10 +204,15 @@ def reservation_cancel_paid(*, reservation_id: uuid.UUID | str, actor: str, reas
         raise InvalidState(f"A reservation in status {reservation.status} cannot be cancelled.",
                            extra={"current_status": reservation.status})
     data: dict[str, Any] = {}
-    for payment in reservation.payments.filter(status__in=REFUNDABLE):
-        if payment_refundable_amount(payment=payment) > 0:
-            refund = payment_refund(payment=payment, amount=None, reason=reason, actor=actor,
-                                    idempotency_key=f"cancel:{reservation.id}:{payment.id}")
+    # Every payment holding money, or with a refund still PENDING: that refund is sent again with
+    # its own Stripe key before anything is cancelled (a retry after a 503 must not find "nothing
+    # refundable" because the PENDING refund already counts as given back).
+    payments = reservation.payments.filter(
+        models.Q(status__in=REFUNDABLE) | models.Q(refunds__status=RefundStatus.PENDING)).distinct()
+    for payment in payments:
+        for refund in payment_refund_everything(
+                payment=payment, reason=reason, actor=actor,
+                idempotency_key=cancel_refund_key(reservation_id=reservation.id, payment_id=payment.id)):
             data.setdefault("refunds", []).append({"refund_id": str(refund.id), "amount": refund.amount})
     return _reservation_cancel_after_refund(reservation_id=reservation.id, actor=actor, reason=reason, data=data)
 
@@ -203,9 +243,12 @@ def payment_cancel_open_intent(*, reservation: Reservation) -> int:
 
 
 __all__ = [
+    "cancel_refund_key",
     "payment_cancel_open_intent",
     "payment_refund",
+    "payment_refund_everything",
     "payment_refund_late",
+    "payment_refund_send",
     "payment_refundable_amount",
     "reservation_cancel_paid",
 ]
