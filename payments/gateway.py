@@ -77,6 +77,11 @@ class StripeRequestRejected(GatewayError):
         self.http_status = http_status
 
 
+class StripeIdempotencyKeyReused(StripeRequestRejected):
+    """Stripe already holds a result for this idempotency key from a request with other
+    parameters (400 idempotency_error): proof that the earlier request reached Stripe."""
+
+
 class StripeUnavailable(GatewayError):
     """Timeout, connection error, 5xx, rate limit, 409 conflict or an open breaker. Whether a timed out
     request was applied is unknown: retry it with the same idempotency key."""
@@ -178,6 +183,9 @@ def _call(operation: str, func: Callable[[], T]) -> T:
             # working, so the breaker does not count it.
             logger.warning("stripe conflict", extra={"operation": operation, "error": type(exc).__name__})
             raise StripeUnavailable(f"conflict: {type(exc).__name__}", retry_after=2, call_made=True) from exc
+        if isinstance(exc, stripe.IdempotencyError):
+            raise StripeIdempotencyKeyReused(code="idempotency_key_reused", message=exc.user_message or str(exc),
+                                             http_status=exc.http_status) from exc
         if _stripe_is_unwell(exc):
             logger.warning("stripe unavailable", extra={"operation": operation, "error": type(exc).__name__})
             retry_after = 5 if isinstance(exc, stripe.RateLimitError) else max(1, math.ceil(
@@ -208,12 +216,13 @@ def intent_result_from(obj: Any) -> IntentResult:
 
 
 def payment_intent_create(*, amount: int, currency: str, payment_method: str, metadata: dict[str, str],
-                          idempotency_key: str) -> IntentResult:
-    """Create and confirm in one call (localstripe answers 500 to confirm with a method)."""
+                          idempotency_key: str, confirm: bool = True) -> IntentResult:
+    """Create and confirm in one call (localstripe answers 500 to confirm with a method).
+    `confirm=False` only probes a key whose first (confirming) create may have been lost."""
     client = stripe_client()
     intent = _call("payment_intent.create", lambda: client.v1.payment_intents.create(
         params={"amount": amount, "currency": currency, "payment_method": payment_method,
-                "confirm": True, "metadata": metadata},
+                "confirm": confirm, "metadata": metadata},
         options={"idempotency_key": idempotency_key},
     ))
     return intent_result_from(intent)

@@ -32,6 +32,13 @@ def _settle(payment: Payment) -> bool:
     """Ask Stripe what happened to this attempt and apply it. True if something changed."""
     if payment.stripe_payment_intent_id:
         intent = gateway.payment_intent_retrieve(intent_id=payment.stripe_payment_intent_id)
+    elif not _still_payable(payment):
+        try:
+            intent = _intent_of_lost_create(payment)
+        except (gateway.CardDeclined, gateway.StripeRequestRejected) as exc:
+            _pay_fail(payment_id=payment.id, code=exc.code, message=exc.message,
+                      intent_id=getattr(exc, "payment_intent_id", ""))
+            return True
     else:
         # The pay request died before it saw Stripe's answer. Sending the same create with the
         # same Stripe idempotency key replays the first outcome; it never charges twice.
@@ -46,6 +53,34 @@ def _settle(payment: Payment) -> bool:
     if outcome.refund_due:
         payment_refund_late(payment=outcome.payment)
     return outcome.changed
+
+
+def _still_payable(payment: Payment) -> bool:
+    reservation = Reservation.objects.get(pk=payment.reservation_id)
+    return reservation.status == ReservationStatus.PENDING_PAYMENT and (
+        reservation.expires_at is None or reservation.expires_at > timezone.now())
+
+
+def _intent_of_lost_create(payment: Payment) -> gateway.IntentResult:
+    """The reservation no longer takes money, so the confirming create must not be sent as if
+    new: if the first one never reached Stripe, it would charge the card now. Real Stripe
+    compares the parameters of a repeated idempotent request with the first one, so the same
+    key sent *without* confirm tells the two cases apart:
+    - 400 idempotency_error: the first create reached Stripe. The identical request is then
+      answered from Stripe's idempotency cache (the original intent or decline), not run again;
+    - a new, unconfirmed intent: the first never reached Stripe. It is cancelled at once (it
+      can never charge) and the attempt ends CANCELED.
+    Listing intents to find metadata.payment_id cannot be done with a bound on real Stripe (no
+    metadata filter; search is eventually consistent) nor on localstripe (no `created` filter).
+    Keys live 24 h at Stripe; the reconciler runs every few minutes, well inside that."""
+    params = payment_intent_params(payment)
+    try:
+        probe = gateway.payment_intent_create(**params, confirm=False)
+    except gateway.StripeIdempotencyKeyReused:
+        return gateway.payment_intent_create(**params)
+    if probe.status not in ("requires_confirmation", "requires_payment_method"):
+        return probe  # cannot be a fresh unconfirmed intent: apply what it is
+    return gateway.payment_intent_cancel(intent_id=probe.id, idempotency_key=f"cancel-intent:{payment.id}")
 
 
 def _refunds_resume(*, stale_before: dt.datetime) -> int:

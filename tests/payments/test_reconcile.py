@@ -50,3 +50,24 @@ def test_reconcile_refunds_money_taken_for_an_expired_reservation(api, reservati
 
     payment = Payment.objects.get(reservation=reservation)
     assert (payment.status, payment.refunded_amount) == (PaymentStatus.REFUNDED, payment.amount)
+
+
+@pytest.mark.parametrize("ended", [ReservationStatus.EXPIRED, ReservationStatus.CANCELLED])
+def test_reconcile_never_charges_for_a_reservation_that_ended(reservation, visa, stripe_local, ended):
+    """An attempt left PENDING with no intent (503 during pay) whose reservation then ended: the
+    reconciler must find out whether Stripe made an intent, not make one that charges now."""
+    from tests.payments.conftest import intents_for
+
+    stale = timezone.now() - dt.timedelta(hours=1)
+    attempt = Payment.objects.create(reservation=reservation, amount=reservation.amount, currency=reservation.currency,
+                                     payment_method_id=visa, attempt_key="dead", in_flight_for=reservation.id)
+    Payment.objects.filter(pk=attempt.pk).update(updated_at=stale)
+    Reservation.objects.filter(pk=reservation.pk).update(status=ended)
+
+    payments_reconcile()
+
+    assert [pi.status for pi in intents_for(stripe_local, reservation.id) if pi.status == "succeeded"] == []
+    attempt.refresh_from_db()
+    assert (attempt.status, attempt.in_flight_for) == (PaymentStatus.CANCELED, None)
+    reservation.refresh_from_db()
+    assert reservation.status == ended
