@@ -71,3 +71,36 @@ def test_reconcile_never_charges_for_a_reservation_that_ended(reservation, visa,
     assert (attempt.status, attempt.in_flight_for) == (PaymentStatus.CANCELED, None)
     reservation.refresh_from_db()
     assert reservation.status == ended
+
+
+def test_reconcile_finds_the_charge_a_lost_create_made_for_an_ended_reservation_and_refunds_it(
+        api, reservation, visa, stripe_local, settings):
+    """The first create did reach Stripe and charged, but its answer was lost (503), then the
+    reservation expired. Against Stripe's idempotency layer, the probe without confirm is refused
+    (key used with other parameters), the identical create is answered from the cache with the
+    original intent, and the money is refunded: no second intent, no second charge."""
+    from tests.payments.conftest import intents_for
+    from tests.support.stripe_idempotency_proxy import StripeIdempotencyProxy
+
+    settings.STRIPE_TIMEOUT_SECONDS = 0.5
+    with StripeIdempotencyProxy(stripe_local) as stripe_like:
+        settings.STRIPE_API_BASE = stripe_like.url
+        stripe_like.lose_answers = True
+        assert pay(api, reservation, key=new_key(), payment_method=visa).status_code == 503
+        stripe_like.lose_answers = False
+        [original] = intents_for(stripe_local, reservation.id)
+        assert original.status == "succeeded"
+        attempt = Payment.objects.get(reservation=reservation)
+        assert (attempt.status, attempt.stripe_payment_intent_id) == (PaymentStatus.PENDING, None)
+        Reservation.objects.filter(pk=reservation.pk).update(status=ReservationStatus.EXPIRED)
+        Payment.objects.filter(pk=attempt.pk).update(updated_at=timezone.now() - dt.timedelta(hours=1))
+
+        payments_reconcile()
+
+    assert [pi.id for pi in intents_for(stripe_local, reservation.id)] == [original.id]
+    attempt.refresh_from_db()
+    assert attempt.stripe_payment_intent_id == original.id
+    assert (attempt.status, attempt.refunded_amount, attempt.in_flight_for) == (
+        PaymentStatus.REFUNDED, attempt.amount, None)
+    reservation.refresh_from_db()
+    assert reservation.status == ReservationStatus.EXPIRED
