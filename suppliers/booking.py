@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 
 from common.db import retry_on_deadlock
 from common.exceptions import InvalidState, VersionConflict
@@ -195,26 +196,29 @@ class RejectionCompensationHandler:
             RefundFailed,
             RefundNotAllowed,
         )
-        from payments.services import payment_refund
-        from payments.services.refunds import REFUNDABLE
+        from payments.models import RefundStatus
+        from payments.services.refunds import REFUNDABLE, payment_refund_everything
 
         reservation = _reservation(event)
         if reservation.status != ReservationStatus.PAID:
             return Skipped(f"reservation is {reservation.status}: no compensation")
         refunds = []
-        for payment in reservation.payments.filter(status__in=REFUNDABLE):
+        holding_money = Q(status__in=REFUNDABLE) | Q(refunds__status=RefundStatus.PENDING)
+        for payment in reservation.payments.filter(holding_money).distinct():
             try:
-                # Always called with the same key: a retry resumes the PENDING refund of an
-                # earlier attempt (Stripe sees the same idempotency key), never a second one.
-                refund = payment_refund(payment=payment, amount=None, reason="supplier rejected the booking",
-                                        actor="system", idempotency_key=f"compensate:{reservation.id}:{payment.id}")
+                # Always the same key: a retry resumes the PENDING refund of an earlier attempt
+                # (Stripe sees the same idempotency key), never a second one; a refund another
+                # path left PENDING (a cancel that got a 503) is sent first, not skipped.
+                done = payment_refund_everything(payment=payment, reason="supplier rejected the booking",
+                                                 actor="system",
+                                                 idempotency_key=f"compensate:{reservation.id}:{payment.id}")
             except (RefundExceedsCaptured, RefundNotAllowed):
                 continue  # nothing left to give back (refunded by another path)
             except PaymentProviderUnavailable:
                 return Verdict.retry("refund: Stripe unavailable")
             except RefundFailed as exc:
                 return Verdict.dead(f"refund refused by Stripe: {exc.detail}"[:500])
-            refunds.append(str(refund.id))
+            refunds.extend(str(refund.id) for refund in done)
         return refunds
 
     def apply(self, event: OutboxEvent, result: list[str] | Skipped | Verdict) -> Verdict:

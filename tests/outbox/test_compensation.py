@@ -7,7 +7,7 @@ import pytest
 
 from outbox.delivery import outbox_drain_once
 from outbox.models import OutboxEvent, OutboxStatus
-from payments.models import Payment, PaymentStatus
+from payments.models import Payment, PaymentStatus, Refund, RefundStatus
 from reservations.models import ReservationStatus, SupplierStatus
 from tests.factories import ReservationFactory
 from tests.outbox.conftest import drain_all
@@ -66,6 +66,26 @@ def test_compensation_refunds_once_even_if_delivered_twice(paid, stripe_local):
     payment = Payment.objects.get(reservation=reservation)
     assert payment.refunds.count() == 1
     assert _stripe_refunded(stripe_local, payment) == reservation.amount
+
+
+def test_compensation_sends_a_refund_another_path_left_pending(paid, stripe_local):
+    """A customer cancel got a 503 from Stripe and left its refund PENDING; the supplier then
+    rejects. The compensation must send that refund (never skip it as "already refunded")."""
+    reservation = paid("reject")
+    payment = Payment.objects.get(reservation=reservation)
+    left_pending = Refund.objects.create(payment=payment, idempotency_key=f"cancel:{reservation.id}:{payment.id}",
+                                         amount=payment.amount, reason="cancelled by customer", actor="customer")
+
+    drain_all()
+
+    reservation.refresh_from_db()
+    left_pending.refresh_from_db()
+    assert reservation.status == ReservationStatus.CANCELLED
+    assert left_pending.status == RefundStatus.SUCCEEDED
+    assert payment.refunds.count() == 1
+    assert _stripe_refunded(stripe_local, payment) == reservation.amount
+    cancelled = reservation.events.get(to_status=ReservationStatus.CANCELLED)
+    assert cancelled.data["refunds"] == [str(left_pending.id)]
 
 
 def test_cancelling_a_confirmed_reservation_refunds_and_cancels_the_supplier_booking(paid, api, stripe_local,
