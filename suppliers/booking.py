@@ -25,6 +25,7 @@ from reservations.services import (
     reservation_transition,
 )
 from suppliers.clients import BookingRequest, SupplierOutcome, SupplierResult, supplier_adapter_for
+from suppliers.clients.base import BREAKER_OPEN
 from suppliers.models import SupplierRequest
 
 logger = logging.getLogger("reserve.suppliers")
@@ -65,7 +66,10 @@ class SupplierBookHandler:
         if reservation.status == ReservationStatus.CONFIRMED:
             return Skipped("already confirmed")
         if reservation.status not in BOOKABLE:
-            asked_before = SupplierRequest.objects.filter(reservation=reservation, operation="book").exists()
+            # Only calls that really left: a call the open breaker refused never reached the
+            # supplier, so it cannot have made a booking there.
+            asked_before = (SupplierRequest.objects.filter(reservation=reservation, operation="book")
+                            .exclude(error_code=BREAKER_OPEN).exists())
             if reservation.status not in ENDED or not asked_before:
                 return Skipped(f"reservation is {reservation.status}: nothing to book")
             # Cancelled after an unanswered call: the supplier may hold a booking. The same

@@ -10,6 +10,9 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+# error_code of an attempt the open circuit breaker refused: no request left this process.
+BREAKER_OPEN = "breaker_open"
+
 
 class SupplierOutcome(enum.StrEnum):
     CONFIRMED = "confirmed"  # booked

@@ -14,7 +14,7 @@ import pybreaker
 import requests
 from django.conf import settings
 
-from suppliers.clients.base import BookingRequest, SupplierAdapter, SupplierOutcome, SupplierResult
+from suppliers.clients.base import BREAKER_OPEN, BookingRequest, SupplierAdapter, SupplierOutcome, SupplierResult
 from suppliers.models import Supplier
 
 logger = logging.getLogger("reserve.suppliers")
@@ -116,7 +116,7 @@ class HttpSupplierAdapter(SupplierAdapter):
             cause = exc.__context__
             if isinstance(cause, _SupplierUnavailable):
                 return cause.result
-            return SupplierResult(outcome=SupplierOutcome.RETRYABLE, error_code="breaker_open", call_made=False,
+            return SupplierResult(outcome=SupplierOutcome.RETRYABLE, error_code=BREAKER_OPEN, call_made=False,
                                   **base)
 
     @staticmethod

@@ -151,3 +151,25 @@ def test_the_api_key_never_appears_in_the_supplier_request_audit(fake_supplier, 
     dumped = json.dumps(rows, default=str)
     assert supplier.api_key not in dumped
     assert all(r["request_payload"]["headers"]["Authorization"] == "Bearer ***" for r in rows)
+
+
+def test_a_call_the_open_breaker_refused_does_not_count_as_asking_the_supplier(fake_supplier, product, supplier):
+    """Breaker open → the attempt is audited but nothing reached the supplier. If the
+    reservation is then cancelled, there is nothing to book-and-cancel at the supplier."""
+    from suppliers.clients.http import HttpSupplierAdapter
+
+    breaker = HttpSupplierAdapter(supplier)._breaker()
+    breaker.open()
+    reservation = paid_reservation(product)
+    try:
+        assert outbox_drain_once().retried == 1
+    finally:
+        breaker.close()
+    assert SupplierRequest.objects.get(reservation=reservation).error_code == "breaker_open"
+    reservation.status = ReservationStatus.CANCELLED
+    reservation.save()
+
+    drain_all()
+
+    assert fake_supplier.bookings(reference=reservation.code) == []
+    assert OutboxEvent.objects.get(topic="supplier.book", reservation=reservation).status == OutboxStatus.DELIVERED
