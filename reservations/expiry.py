@@ -2,22 +2,35 @@
 capacity (reservation_transition does), then any open PaymentIntent is cancelled.
 
 Scheduled every minute by `setup_schedules`. The Stripe call happens after the transaction:
-if the intent succeeded meanwhile, payments applies that truth (and refunds the late money)."""
+if the intent succeeded meanwhile, payments applies that truth (and refunds the late money).
+
+A reservation whose payment attempt is in flight is left alone for a while: the customer
+started paying before the hold ran out and Stripe is answering (up to 4 x the Stripe timeout)
+or asking for 3-D Secure. Expiring it then would charge and refund the customer. Past that
+grace the attempt is stale (the reconciler settles it) and the hold expires as usual."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from common.db import retry_on_deadlock
+from payments.models import Payment
 from reservations.models import Reservation, ReservationStatus
 from reservations.services import reservation_get_locked, reservation_transition
 
 logger = logging.getLogger("reserve.reservations")
 
 BATCH = 200
+
+
+def in_flight_grace() -> dt.timedelta:
+    # The same bound after which the reconciler treats an attempt as abandoned.
+    return dt.timedelta(seconds=max(settings.IDEMPOTENCY_LOCK_STALE_SECONDS, 4 * settings.STRIPE_TIMEOUT_SECONDS))
 
 
 @retry_on_deadlock
@@ -27,6 +40,11 @@ def _expire_one(reservation_id: object) -> Reservation | None:
         # Re-checked under the lock: a payment may have landed since the scan.
         if reservation.status != ReservationStatus.PENDING_PAYMENT or not reservation.expires_at \
                 or reservation.expires_at > timezone.now():
+            return None
+        # The payment's row is written under this same reservation lock (pay phase 1), so
+        # this check cannot miss an attempt that is starting.
+        if Payment.objects.filter(in_flight_for=reservation.id,
+                                  updated_at__gt=timezone.now() - in_flight_grace()).exists():
             return None
         reservation_transition(reservation=reservation, to_status=ReservationStatus.EXPIRED, actor="system",
                                reason="payment hold expired", data={"expires_at": reservation.expires_at.isoformat()})
