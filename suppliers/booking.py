@@ -131,15 +131,21 @@ class SupplierBookHandler:
         data = {"error_code": result.error_code, "http_status": result.http_status}
         if reservation.status in ENDED:
             return Verdict.delivered("rejected; the reservation had ended already")
-        reservation_set_supplier_status(reservation=reservation, supplier_status=SupplierStatus.REJECTED,
-                                        actor=ACTOR, reason="supplier rejected the booking", data=data)
         if reservation.status == ReservationStatus.PAID:
+            reservation_set_supplier_status(reservation=reservation, supplier_status=SupplierStatus.REJECTED,
+                                            actor=ACTOR, reason="supplier rejected the booking", data=data)
             outbox_enqueue(topic="reservation.compensate", dedup_key=f"reservation.compensate:{reservation.id}",
                            payload={"reservation_id": str(reservation.id)}, reservation=reservation)
         else:
-            # CONFIRMED_INTERNAL is staff's (never cancelled automatically): tell them.
+            # CONFIRMED_INTERNAL is staff's (never cancelled automatically): it stays ON_REQUEST,
+            # in their queue, with the answer on the timeline and an alert; they cancel and
+            # refund, or find another supplier and confirm by hand.
+            reservation_set_supplier_status(reservation=reservation, supplier_status=SupplierStatus.ON_REQUEST,
+                                            actor=ACTOR, reason="supplier rejected the booking (left to staff)",
+                                            data=data)
             staff_alert_enqueue(reservation=reservation, subject="Supplier rejected a booking under staff care",
-                   body=f"Reservation {reservation.code}: the supplier answered no_availability.")
+                                body=f"Reservation {reservation.code}: the supplier answered no_availability. "
+                                     "It stays in the ON_REQUEST queue: cancel and refund, or confirm by hand.")
         return Verdict.delivered("rejected")
 
     def on_dead(self, event: OutboxEvent, error: str) -> None:

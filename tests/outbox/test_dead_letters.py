@@ -126,3 +126,21 @@ def test_deadletters_command_lists_replays_and_discards(dead_booking, fake_suppl
     drain_all()
     reservation.refresh_from_db()
     assert reservation.status == ReservationStatus.CONFIRMED
+
+
+def test_a_rejection_after_a_staff_retry_stays_in_the_staff_queue(dead_booking, fake_supplier, alerts):
+    """CONFIRMED_INTERNAL is never cancelled automatically: a supplier 'no' after staff retried
+    leaves it ON_REQUEST (in the queue), says so on the timeline and alerts staff."""
+    reservation, _ = dead_booking
+    fake_supplier.set_mode(reservation.product.code, "reject")
+    supplier_booking_retry_now(reservation=reservation, actor="staff:alice", expected_version=reservation.version)
+
+    drain_all()
+
+    reservation.refresh_from_db()
+    assert (reservation.status, reservation.supplier_status) == ("CONFIRMED_INTERNAL", "ON_REQUEST")
+    assert reservation.events.filter(reason="supplier rejected the booking (left to staff)").exists()
+    assert not OutboxEvent.objects.filter(topic="reservation.compensate", reservation=reservation).exists()
+    subjects = [e.payload["subject"] for e in OutboxEvent.objects.filter(
+        topic="alert.email", payload__reservation_id=str(reservation.id))]
+    assert "Supplier rejected a booking under staff care" in subjects
