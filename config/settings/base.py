@@ -229,5 +229,8 @@ if SENTRY_DSN:
         dsn=SENTRY_DSN,
         integrations=[DjangoIntegration()],
         send_default_pii=False,
+        # Frame locals could hold a supplier's Authorization header or a guest's details;
+        # tracebacks without them are enough to debug (E7: no secrets or PII leave us).
+        include_local_variables=False,
         traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
     )
