@@ -208,22 +208,25 @@ class DrainStats:
         return self.delivered + self.retried + self.dead + self.stale
 
 
-def outbox_release(*, event: OutboxEvent) -> None:
-    """Give back a claim that was not attempted (the drain ran out of time)."""
-    OutboxEvent.objects.filter(pk=event.pk, version=event.version, status=OutboxStatus.IN_FLIGHT).update(
-        status=OutboxStatus.PENDING, attempts=F("attempts") - 1, locked_until=None, locked_by="",
-        version=F("version") + 1)
-
-
 def outbox_drain_once(*, worker: str | None = None, limit: int = 10, stop_at: float | None = None) -> DrainStats:
-    """Claim and deliver one batch (used by the drain loop, and directly by tests). Claims
-    left when the monotonic `stop_at` passes are released, not left to their lease."""
+    """Deliver up to `limit` due events (used by the drain loop, and directly by tests),
+    stopping early when the monotonic `stop_at` passes.
+
+    Each event is claimed just before it is performed, never in a batch ahead of time: a
+    batch's tail would sit on leases that run out while the head waits for slow calls, be
+    taken over by another worker, and then be performed a second time by this one (an email
+    or Slack alert has no idempotency key to absorb that). With the claim right before the
+    call, a lease only has to outlive one call, which the timeout budget guarantees
+    (policy.call_budget_seconds, validated where supplier timeouts are set)."""
     stats = DrainStats()
-    for event in outbox_claim_due(worker=worker or worker_name(), limit=limit):
+    worker = worker or worker_name()
+    for _ in range(limit):
         if stop_at is not None and time.monotonic() >= stop_at:
-            outbox_release(event=event)
-            continue
-        stats.count(outbox_deliver(event=event))
+            break
+        claimed = outbox_claim_due(worker=worker, limit=1)
+        if not claimed:
+            break
+        stats.count(outbox_deliver(event=claimed[0]))
     return stats
 
 

@@ -35,3 +35,24 @@ class RetryPolicy:
     def schedule(self) -> list[float]:
         """Every retry delay in seconds, in order (for docs, admin and tests)."""
         return [self.delay(n).total_seconds() for n in range(1, self.max_retries + 1)]
+
+
+# One outbox call (supplier connect + read timeout) must end well inside the lease that
+# covers it, or another worker takes the event over while the call is still running and
+# it is performed twice. The margin covers the handler's own database work and clock skew
+# between worker hosts.
+LEASE_MARGIN_SECONDS = 15
+
+
+def call_budget_seconds() -> float:
+    """The longest one outbox call may take: OUTBOX_LEASE_SECONDS minus the margin."""
+    return settings.OUTBOX_LEASE_SECONDS - LEASE_MARGIN_SECONDS
+
+
+def call_budget_error(*, connect_seconds: float, read_seconds: float) -> str | None:
+    """Why these timeouts do not fit in one lease, or None when they do."""
+    budget = call_budget_seconds()
+    if connect_seconds + read_seconds <= budget:
+        return None
+    return (f"Connect timeout + read timeout ({connect_seconds:g} + {read_seconds:g} s) must not exceed "
+            f"{budget:g} s: a longer call outlives the delivery lease and is performed twice.")

@@ -14,6 +14,7 @@ from django.http import HttpRequest
 from common.admin import ReadOnlyInline, money
 from common.db import versioned_update
 from common.exceptions import VersionConflict
+from outbox.policy import call_budget_error
 from suppliers import services
 from suppliers.models import Product, Supplier, SupplierRequest
 
@@ -51,6 +52,15 @@ class SupplierForm(_VersionedModelForm):
     class Meta:
         model = Supplier
         fields = ("name", "slug", "base_url", "api_key", "connect_timeout_seconds", "timeout_seconds", "active")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        connect, read = cleaned.get("connect_timeout_seconds"), cleaned.get("timeout_seconds")
+        if connect is not None and read is not None:
+            error = call_budget_error(connect_seconds=connect, read_seconds=read)
+            if error:
+                self.add_error("timeout_seconds", error)
+        return cleaned
 
     def clean_api_key(self) -> str:
         new_key = self.cleaned_data.get("api_key", "")

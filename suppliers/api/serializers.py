@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 from rest_framework.validators import UniqueTogetherValidator
 
+from outbox.policy import call_budget_error
 from suppliers.models import Product, Supplier
 
 
@@ -16,6 +19,21 @@ class SupplierSerializer(serializers.ModelSerializer):
                   "active", "version", "created_at", "updated_at"]
         read_only_fields = ["id", "version", "created_at", "updated_at"]
         extra_kwargs = {"timeout_seconds": {"max_value": 120}, "connect_timeout_seconds": {"max_value": 30}}
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # A PATCH may change one timeout only: the call budget applies to the pair.
+        def current(name: str) -> float:
+            if name in attrs:
+                return attrs[name]
+            if self.instance is not None:
+                return getattr(self.instance, name)
+            return Supplier._meta.get_field(name).get_default()
+
+        connect, read = current("connect_timeout_seconds"), current("timeout_seconds")
+        error = call_budget_error(connect_seconds=connect, read_seconds=read)
+        if error:
+            raise serializers.ValidationError({"timeout_seconds": error}, code="timeout_exceeds_lease")
+        return attrs
 
 
 class ProductSerializer(serializers.ModelSerializer):
