@@ -74,11 +74,41 @@ def _first_in_line(candidates: list[OutboxEvent], now: dt.datetime) -> tuple[lis
     return chosen, waiting
 
 
-@retry_on_deadlock
+LEASE_EXPIRED = "lease expired"
+
+
 def outbox_claim_due(*, worker: str, limit: int = 10, event_id: uuid.UUID | str | None = None) -> list[OutboxEvent]:
     """Lease up to `limit` due events to `worker`. Rows another worker is claiming right now
-    are skipped (SKIP LOCKED) rather than waited for."""
+    are skipped (SKIP LOCKED) rather than waited for.
+
+    Each claim is one attempt. An expired lease means its attempt never reported (the worker
+    died, or its call outlived the lease): it stays counted, is written into the error
+    history, and once the attempts are spent the event is dead-lettered here instead of
+    being called again every lease period forever."""
+    policy = RetryPolicy.from_settings()
+    claimed, spent = _claim(worker=worker, limit=limit, event_id=event_id)
+    for event in spent:
+        with log_context(event_id=event.id, reservation_id=event.reservation_id):
+            try:
+                _finish(event=event, verdict=Verdict.dead(f"{LEASE_EXPIRED} {_lease_expiries(event) + 1} times"),
+                        policy=policy)
+            except Exception:  # the claims above must still be returned; the next claim retries this
+                logger.exception("outbox dead-lettering after lease expiry failed", extra={"event_id": str(event.id)})
+    return claimed
+
+
+def _lease_expiries(event: OutboxEvent) -> int:
+    """Expired leases among the attempts since the event was last (re)armed: every earlier
+    attempt left exactly one history entry (a replay resets attempts, not the history)."""
+    earlier = event.errors[-(event.attempts - 1):] if event.attempts > 1 else []
+    return sum(1 for entry in earlier if str(entry.get("error", "")).startswith(LEASE_EXPIRED))
+
+
+@retry_on_deadlock
+def _claim(*, worker: str, limit: int, event_id: uuid.UUID | str | None) -> tuple[list[OutboxEvent], list[OutboxEvent]]:
+    """(claimed, spent): spent events' leases expired on their last allowed attempt."""
     lease = dt.timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+    policy = RetryPolicy.from_settings()
     with transaction.atomic(durable=True):
         now = timezone.now()
         qs = OutboxEvent.objects.select_for_update(skip_locked=True).filter(_due())
@@ -90,10 +120,19 @@ def outbox_claim_due(*, worker: str, limit: int = 10, event_id: uuid.UUID | str 
         # must never fill the candidate window and starve the rest.
         OutboxEvent.objects.filter(pk__in=[w.pk for w in waiting]).update(
             available_at=now + WAITING_STEP_BACK, version=F("version") + 1)
-        claimed = []
-        for event in chosen[:limit]:
-            fields = {"status": OutboxStatus.IN_FLIGHT, "locked_until": now + lease, "locked_by": worker,
-                      "attempts": event.attempts + 1}
+        claimed, spent = [], []
+        for event in chosen:
+            if len(claimed) >= limit:
+                break
+            fields: dict[str, Any] = {"status": OutboxStatus.IN_FLIGHT, "locked_until": now + lease,
+                                      "locked_by": worker, "attempts": event.attempts + 1}
+            if event.status == OutboxStatus.IN_FLIGHT:  # a takeover: the attempt under that lease is lost
+                if policy.exhausted(event.attempts):
+                    spent.append(event)  # dead-lettered after this transaction, via the normal path
+                    continue
+                error = f"{LEASE_EXPIRED} (held by {event.locked_by})"[:500]
+                history = [*event.errors, {"attempt": event.attempts, "at": now.isoformat(), "error": error}]
+                fields.update(errors=history[-MAX_ERROR_HISTORY:], last_error=error)
             if OutboxEvent.objects.filter(pk=event.pk, version=event.version).update(
                 version=F("version") + 1, **fields
             ):
@@ -101,7 +140,7 @@ def outbox_claim_due(*, worker: str, limit: int = 10, event_id: uuid.UUID | str 
                     setattr(event, name, value)
                 event.version += 1
                 claimed.append(event)
-    return claimed
+    return claimed, spent
 
 
 def outbox_deliver(*, event: OutboxEvent, policy: RetryPolicy | None = None) -> str:

@@ -49,3 +49,57 @@ def test_the_tail_of_a_batch_is_not_sent_again_by_a_worker_whose_lease_expired(m
     sent = Counter(m.subject for m in mailoutbox)
     assert sent == {"mail 0": 1, "mail 1": 1, "mail 2": 1}
     assert set(OutboxEvent.objects.values_list("status", "attempts")) == {(OutboxStatus.DELIVERED, 1)}
+
+
+def _expire_lease(event: OutboxEvent) -> None:
+    """A call slower than the lease: move its end into the past instead of waiting for it."""
+    OutboxEvent.objects.filter(pk=event.pk).update(locked_until=timezone.now() - dt.timedelta(seconds=1))
+
+
+def test_an_event_whose_lease_keeps_expiring_is_dead_lettered_once_its_attempts_are_spent(fake_supplier, product):
+    from outbox.delivery import outbox_claim_due
+    from outbox.models import DeadLetter
+    from reservations.models import ReservationStatus, SupplierStatus
+    from tests.outbox.conftest import paid_reservation
+
+    reservation = paid_reservation(product)
+    for attempt in range(1, 7):  # the first call and 5 retries, each outlived by its worker
+        [claimed] = outbox_claim_due(worker=f"W{attempt}", limit=1)
+        assert claimed.attempts == attempt
+        _expire_lease(claimed)
+
+    assert outbox_claim_due(worker="W7", limit=1) == []  # not a seventh call
+
+    event = OutboxEvent.objects.get(reservation=reservation)
+    assert (event.status, event.attempts, event.locked_until) == (OutboxStatus.DEAD, 6, None)
+    assert event.last_error == "lease expired 6 times"
+    assert [e["attempt"] for e in event.errors] == [1, 2, 3, 4, 5, 6]
+    [dead] = DeadLetter.objects.filter(event=event)
+    assert (dead.attempts, dead.last_error) == (6, "lease expired 6 times")
+    reservation.refresh_from_db()  # the supplier.book handler's on_dead ran
+    assert (reservation.status, reservation.supplier_status) == (ReservationStatus.CONFIRMED_INTERNAL,
+                                                                 SupplierStatus.ON_REQUEST)
+    assert fake_supplier.post_count() == 0
+
+
+def test_a_takeover_keeps_the_retry_schedule_of_the_attempts_really_made(fake_supplier, product, settings):
+    from outbox.delivery import outbox_claim_due, outbox_deliver
+    from tests.outbox.conftest import make_due, paid_reservation
+
+    settings.SUPPLIER_BREAKER_FAIL_MAX = 100
+    fake_supplier.set_mode(product.code, "fail")
+    reservation = paid_reservation(product)
+    assert outbox_drain_once().retried == 1  # attempt 1 fails: retry after 15 s
+    make_due()
+    [lost] = outbox_claim_due(worker="A", limit=1)  # attempt 2: A's call outlives its lease
+    _expire_lease(lost)
+
+    assert outbox_drain_once(worker="B").retried == 1  # attempt 3 by B fails
+
+    event = OutboxEvent.objects.get(reservation=reservation)
+    assert event.attempts == 3
+    assert [(e["attempt"], e["error"][:13]) for e in event.errors] == [
+        (1, event.errors[0]["error"][:13]), (2, "lease expired"), (3, event.errors[2]["error"][:13])]
+    delay = dt.datetime.fromisoformat(event.errors[-1]["retry_at"]) - dt.datetime.fromisoformat(event.errors[-1]["at"])
+    assert delay.total_seconds() == 60  # the third entry of 15, 30, 60, 120, 240
+    assert outbox_deliver(event=lost) == "stale"  # A's late answer does not count
