@@ -103,3 +103,32 @@ def test_a_takeover_keeps_the_retry_schedule_of_the_attempts_really_made(fake_su
     delay = dt.datetime.fromisoformat(event.errors[-1]["retry_at"]) - dt.datetime.fromisoformat(event.errors[-1]["at"])
     assert delay.total_seconds() == 60  # the third entry of 15, 30, 60, 120, 240
     assert outbox_deliver(event=lost) == "stale"  # A's late answer does not count
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_event_that_blows_up_does_not_stop_the_drain_for_the_others(alerts, mailoutbox, monkeypatch, caplog):
+    from outbox.alerts import AlertEmailHandler
+    from outbox.delivery import outbox_drain
+
+    with transaction.atomic():
+        poisoned = outbox_enqueue(topic="alert.email", dedup_key="alert.email:poisoned",
+                                  payload={"subject": "s", "body": "b"})
+    OutboxEvent.objects.filter(pk=poisoned.pk).update(attempts=5, available_at=timezone.now() - dt.timedelta(minutes=1))
+    healthy = _customer_email(1)
+
+    def sentry_down(self, event, error):
+        raise RuntimeError("sentry exploded")
+
+    # Its last attempt fails, and dead-lettering it raises a non-database error.
+    monkeypatch.setattr(AlertEmailHandler, "perform", lambda self, event: "email: SMTP down")
+    monkeypatch.setattr(AlertEmailHandler, "on_dead", sentry_down)
+
+    stats = outbox_drain(duration_seconds=1)
+
+    assert stats.delivered == 1
+    assert [m.subject for m in mailoutbox] == ["mail 1"]
+    assert OutboxEvent.objects.get(pk=healthy.pk).status == OutboxStatus.DELIVERED
+    poisoned.refresh_from_db()
+    assert (poisoned.status, poisoned.attempts) == (OutboxStatus.IN_FLIGHT, 6)  # left to its lease
+    assert any(getattr(r, "event_id", None) == str(poisoned.pk) and r.exc_info for r in caplog.records
+               if r.message == "outbox delivery failed; the event is left to its lease")
