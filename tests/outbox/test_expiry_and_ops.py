@@ -10,7 +10,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from outbox.health import outbox_ready_check, queue_ready_check
-from reservations.expiry import reservations_expire_due
+from reservations.expiry import in_flight_grace, reservations_expire_due
 from reservations.models import DailyInventory, ReservationStatus
 from reservations.services import reservation_create
 from tests.outbox.conftest import drain_all, paid_reservation
@@ -96,6 +96,10 @@ def test_expiry_cancels_the_open_payment_intent(api, customer, product, stripe_l
     response = pay(api, reservation, key=new_key(), payment_method=create_payment_method(stripe_local, REQUIRES_3DS))
     assert response.status_code == 202, response.content
     type(reservation).objects.filter(pk=reservation.pk).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    # While the customer is in 3-D Secure the hold is kept; an abandoned challenge is not.
+    assert reservations_expire_due() == 0
+    Payment.objects.filter(reservation=reservation).update(
+        updated_at=timezone.now() - in_flight_grace() - dt.timedelta(seconds=1))
 
     assert reservations_expire_due() == 1
 
