@@ -51,6 +51,15 @@ class HttpSupplierAdapter(SupplierAdapter):
         self.supplier = supplier
         self.base_url = supplier.base_url.rstrip("/")
 
+    def _timeouts(self) -> tuple[float, float]:
+        """(connect, read) from the Supplier row, clamped so one call fits inside an outbox
+        lease even for rows saved before the API and admin validated that."""
+        from outbox.policy import call_budget_seconds
+
+        budget = call_budget_seconds()
+        connect = min(self.supplier.connect_timeout_seconds, budget / 3)
+        return connect, min(self.supplier.timeout_seconds, budget - connect)
+
     # --- public ------------------------------------------------------------------------------
 
     def book(self, *, booking: BookingRequest, idempotency_key: str) -> SupplierResult:
@@ -82,7 +91,7 @@ class HttpSupplierAdapter(SupplierAdapter):
                 response = _session().request(
                     method, url, json=body,
                     headers={"Authorization": f"Bearer {self.supplier.api_key}", "Idempotency-Key": key},
-                    timeout=(self.supplier.connect_timeout_seconds, self.supplier.timeout_seconds),
+                    timeout=self._timeouts(),
                     allow_redirects=False,
                 )
             except requests.Timeout as exc:

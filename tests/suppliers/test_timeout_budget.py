@@ -57,3 +57,16 @@ def test_the_admin_form_refuses_timeouts_that_outlive_the_lease(supplier, settin
     assert not too_slow.is_valid()
     assert "timeout_seconds" in too_slow.errors
     assert within.is_valid(), within.errors
+
+
+def test_a_row_saved_with_oversized_timeouts_is_clamped_to_the_lease_budget(db, settings):
+    from outbox.policy import call_budget_seconds
+    from suppliers.clients.http import HttpSupplierAdapter
+    from tests.factories import SupplierFactory
+
+    legacy = SupplierFactory(connect_timeout_seconds=30, timeout_seconds=120)  # saved before validation
+
+    connect, read = HttpSupplierAdapter(legacy)._timeouts()
+
+    assert connect + read <= call_budget_seconds()
+    assert HttpSupplierAdapter(SupplierFactory(connect_timeout_seconds=1, timeout_seconds=2))._timeouts() == (1, 2)
