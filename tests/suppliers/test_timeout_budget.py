@@ -70,3 +70,10 @@ def test_a_row_saved_with_oversized_timeouts_is_clamped_to_the_lease_budget(db, 
 
     assert connect + read <= call_budget_seconds()
     assert HttpSupplierAdapter(SupplierFactory(connect_timeout_seconds=1, timeout_seconds=2))._timeouts() == (1, 2)
+
+
+def test_a_short_lease_still_leaves_a_positive_call_budget(settings):
+    from outbox.policy import call_budget_seconds
+
+    settings.OUTBOX_LEASE_SECONDS = 3
+    assert 0 < call_budget_seconds() < 3
