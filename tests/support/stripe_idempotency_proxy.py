@@ -6,11 +6,11 @@ is the same, and with 400 `idempotency_error` when it is not (what real Stripe d
 
 from __future__ import annotations
 
-import http.client
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
+
+from tests.support.http_stub import StubHandler, ThreadedStub
 
 KEY_REUSED = json.dumps({"error": {
     "type": "idempotency_error",
@@ -18,7 +18,7 @@ KEY_REUSED = json.dumps({"error": {
 }}).encode()
 
 
-class StripeIdempotencyProxy:
+class StripeIdempotencyProxy(ThreadedStub):
     def __init__(self, upstream: str) -> None:
         target = urlsplit(upstream)
         self.lose_answers = False
@@ -27,54 +27,27 @@ class StripeIdempotencyProxy:
         lock = threading.Lock()
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _reply(self, status: int, content: bytes) -> None:
+        class Handler(StubHandler):
+            def _answer(self, status: int, content: bytes) -> None:
                 if proxy.lose_answers:
                     self.close_connection = True
                     return
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
+                self.reply(status, content)
 
             def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                body = self.read_body()
                 key = self.headers.get("Idempotency-Key") if self.command == "POST" else None
                 with lock:
                     if key is not None and key in cache:
                         first_body, status, content = cache[key]
-                        reply = (status, content) if first_body == body else (400, KEY_REUSED)
-                        self._reply(*reply)
+                        self._answer(*((status, content) if first_body == body else (400, KEY_REUSED)))
                         return
-                    conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
-                    headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-                    conn.request(self.command, self.path, body=body or None, headers=headers)
-                    response = conn.getresponse()
-                    status, content = response.status, response.read()
-                    conn.close()
+                    status, _, content = self.forward(target, body)
                     proxy.forwarded.append((self.path, body.decode()))
                     if key is not None:
                         cache[key] = (body, status, content)
-                self._reply(status, content)
+                self._answer(status, content)
 
             do_GET = do_POST = do_DELETE = _handle
 
-            def log_message(self, *args) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> StripeIdempotencyProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._serve(Handler)
