@@ -21,6 +21,7 @@ from outbox.services import dead_letter_mark_replayed, outbox_enqueue, outbox_ev
 from reservations.models import Reservation, ReservationStatus, SupplierStatus
 from reservations.services import (
     reservation_get_locked,
+    reservation_record_event,
     reservation_set_supplier_status,
     reservation_transition,
 )
@@ -112,6 +113,20 @@ class SupplierBookHandler:
             if cancel.status != OutboxStatus.PENDING:
                 outbox_event_rearm(event=cancel)  # it ran before the booking id was known
             return Verdict.delivered("booked after the reservation ended; cancellation queued")
+        if reservation.status == ReservationStatus.CONFIRMED and (
+                not confirmed or result.reference != reservation.supplier_reference):
+            # Confirmed meanwhile, typically by staff with a reference of their own (perhaps
+            # at another supplier). Never overwrite or downgrade that: record the late answer
+            # and let a human check for a double booking.
+            reservation_record_event(reservation=reservation, actor=ACTOR, data=data,
+                                     reason="supplier answered after the booking was confirmed",
+                                     from_status=reservation.status, to_status=reservation.status)
+            staff_alert_enqueue(
+                reservation=reservation, subject="Supplier answered a booking already confirmed",
+                body=f"Reservation {reservation.code} is confirmed with reference {reservation.supplier_reference}; "
+                     f"the supplier now answered {result.outcome.value} (booking {result.booking_id or '-'}). "
+                     "Check for a double booking.")
+            return Verdict.delivered("already confirmed; late supplier answer recorded")
         fields = {"supplier_booking_id": result.booking_id,
                   "supplier_status": SupplierStatus.CONFIRMED if confirmed else SupplierStatus.ON_REQUEST}
         if confirmed:

@@ -144,3 +144,35 @@ def test_a_rejection_after_a_staff_retry_stays_in_the_staff_queue(dead_booking, 
     subjects = [e.payload["subject"] for e in OutboxEvent.objects.filter(
         topic="alert.email", payload__reservation_id=str(reservation.id))]
     assert "Supplier rejected a booking under staff care" in subjects
+
+
+@pytest.mark.parametrize("supplier_mode", ["confirm", "on_request"])
+def test_a_late_supplier_answer_never_overwrites_a_staff_confirmation(dead_booking, fake_supplier, alerts,
+                                                                      supplier_mode):
+    """Staff retried, the call is out; meanwhile staff confirm by hand (perhaps at another
+    supplier). The late answer is recorded and alerted, never applied over the staff's."""
+    from django.db import transaction
+
+    from reservations.backoffice import reservation_confirm_manually
+    from suppliers.booking import SupplierBookHandler
+
+    reservation, _ = dead_booking
+    fake_supplier.set_mode(reservation.product.code, supplier_mode)
+    reservation = supplier_booking_retry_now(reservation=reservation, actor="staff:alice",
+                                             expected_version=reservation.version)
+    event = OutboxEvent.objects.get(topic="supplier.book", reservation=reservation)
+    handler = SupplierBookHandler()
+    answer = handler.perform(event)  # the supplier call, outside any transaction
+    reservation_confirm_manually(reservation_id=reservation.id, supplier_reference="ALT-123", actor="staff:bob",
+                                 expected_version=reservation.version)
+
+    with transaction.atomic():
+        verdict = handler.apply(event, answer)
+
+    assert verdict.note == "already confirmed; late supplier answer recorded"
+    reservation.refresh_from_db()
+    assert (reservation.status, reservation.supplier_reference) == (ReservationStatus.CONFIRMED, "ALT-123")
+    assert reservation.events.filter(reason="supplier answered after the booking was confirmed").exists()
+    subjects = [e.payload["subject"] for e in OutboxEvent.objects.filter(
+        topic="alert.email", payload__reservation_id=str(reservation.id))]
+    assert "Supplier answered a booking already confirmed" in subjects
