@@ -30,8 +30,8 @@ DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "on_req
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed (apt-get install chromium)"),
-    # serialized_rollback: the group made by the data migration survives other tests' flushes.
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    # The staff group survives other tests' flushes: post_migrate re-applies it after each.
+    pytest.mark.django_db(transaction=True),
 ]
 
 
