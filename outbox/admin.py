@@ -65,8 +65,31 @@ def _error_history(history: list[dict[str, Any]]) -> str:
                        "<th>retry at</th></tr></thead><tbody>{}</tbody></table>", rows)
 
 
+class _DeliveryRowDisplays:
+    """Columns shared by outbox events and dead letters (both keep an error history)."""
+
+    history_field = "errors"
+
+    @admin.display(description="reservation")
+    def reservation_link(self, obj: OutboxEvent | DeadLetter) -> str:
+        return _reservation_link(obj.reservation)
+
+    @admin.display(description="error")
+    def short_error(self, obj: OutboxEvent | DeadLetter) -> str:
+        return Truncator(obj.last_error).chars(90)
+
+    @admin.display(description="attempt history")
+    def error_history_table(self, obj: OutboxEvent | DeadLetter) -> str:
+        return _error_history(getattr(obj, self.history_field))
+
+    @admin.display(description="payload")
+    def payload_pretty(self, obj: OutboxEvent | DeadLetter) -> str:
+        return json_block(obj.payload)
+
+
 @admin.register(DeadLetter)
-class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class DeadLetterAdmin(_DeliveryRowDisplays, ReadOnlyAdminMixin, admin.ModelAdmin):
+    history_field = "error_history"
     list_display = ("id", "topic", "reservation_link", "status", "attempts", "short_error", "age_display",
                     "resolved_by")
     list_filter = ("status", "topic")
@@ -78,30 +101,14 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     readonly_fields = fields
     change_form_template = "admin/outbox/deadletter/change_form.html"
 
-    @admin.display(description="reservation")
-    def reservation_link(self, obj: DeadLetter) -> str:
-        return _reservation_link(obj.reservation)
-
     @admin.display(description="outbox event")
     def event_link(self, obj: DeadLetter) -> str:
         url = reverse("admin:outbox_outboxevent_change", args=[obj.event_id])
         return format_html('<a href="{}">{}</a>', url, obj.event_id)
 
-    @admin.display(description="error")
-    def short_error(self, obj: DeadLetter) -> str:
-        return Truncator(obj.last_error).chars(90)
-
     @admin.display(description="age", ordering="created_at")
     def age_display(self, obj: DeadLetter) -> str:
         return age(obj.created_at)
-
-    @admin.display(description="attempt history")
-    def error_history_table(self, obj: DeadLetter) -> str:
-        return _error_history(obj.error_history)
-
-    @admin.display(description="payload")
-    def payload_pretty(self, obj: DeadLetter) -> str:
-        return json_block(obj.payload)
 
     def has_resolve_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(PERM_RESOLVE_DEAD_LETTER)
@@ -243,7 +250,7 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class OutboxEventAdmin(_DeliveryRowDisplays, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("topic", "status", "attempts", "reservation_link", "available_at", "short_error", "created_at",
                     "delivered_at")
     list_filter = ("status", "topic")
@@ -254,18 +261,3 @@ class OutboxEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
               "version")
     readonly_fields = fields
 
-    @admin.display(description="reservation")
-    def reservation_link(self, obj: OutboxEvent) -> str:
-        return _reservation_link(obj.reservation)
-
-    @admin.display(description="error")
-    def short_error(self, obj: OutboxEvent) -> str:
-        return Truncator(obj.last_error).chars(90)
-
-    @admin.display(description="attempt history")
-    def error_history_table(self, obj: OutboxEvent) -> str:
-        return _error_history(obj.errors)
-
-    @admin.display(description="payload")
-    def payload_pretty(self, obj: OutboxEvent) -> str:
-        return json_block(obj.payload)
