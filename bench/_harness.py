@@ -168,3 +168,27 @@ def wrk_load(port: int, method: str, path: str, *, body: dict | None, headers: d
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"req_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
             "p50_ms": ms("50"), "p99_ms": ms("99"), "non_2xx": int(non2xx.group(1)) if non2xx else 0}
+
+
+# Prepended to the benches' `manage.py shell` setup code: the bench customer, its token, a
+# supplier, and helpers to make products and unpaid reservations in bulk.
+SETUP_PREAMBLE = """
+from django.contrib.auth.models import User
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from suppliers.models import Supplier, Product
+from reservations.models import Reservation
+import datetime as dt, json, uuid
+u, _ = User.objects.get_or_create(username="bench")
+t, _ = Token.objects.get_or_create(user=u)
+s, _ = Supplier.objects.get_or_create(slug="bench", defaults=dict(name="Bench", base_url="http://127.0.0.1:9/"))
+def product(code, capacity=None):
+    return Product.objects.get_or_create(supplier=s, code=code, defaults=dict(
+        name=code, unit_amount=1000, currency="eur", daily_capacity=capacity))[0]
+def unpaid_reservations(p, n):
+    day = dt.date.today() + dt.timedelta(days=5)
+    rows = [Reservation(user=u, product=p, date=day, quantity=1, amount=1000, currency="eur", guest_name="B",
+                        guest_email="b@x.io", expires_at=timezone.now() + dt.timedelta(hours=2)) for _ in range(n)]
+    Reservation.objects.bulk_create(rows, batch_size=1000)
+    return rows
+"""

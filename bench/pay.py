@@ -16,26 +16,23 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._harness import PY, ROOT, bench_env, describe, django_shell, free_port, load, prepare_database, serving
+from bench._harness import (
+    PY,
+    ROOT,
+    SETUP_PREAMBLE,
+    bench_env,
+    describe,
+    django_shell,
+    free_port,
+    load,
+    prepare_database,
+    serving,
+)
 
 DB = "reserve_bench_pay"
-SETUP = """
-from django.contrib.auth.models import User
-from django.utils import timezone
-from rest_framework.authtoken.models import Token
-from suppliers.models import Supplier, Product
-from reservations.models import Reservation
-import datetime as dt, json
-u, _ = User.objects.get_or_create(username="bench")
-t, _ = Token.objects.get_or_create(user=u)
-s, _ = Supplier.objects.get_or_create(slug="bench", defaults=dict(name="Bench", base_url="http://127.0.0.1:9/"))
-p, _ = Product.objects.get_or_create(supplier=s, code="PAY", defaults=dict(name="P", unit_amount=1000, currency="eur"))
-day = dt.date.today() + dt.timedelta(days=5)
-rows = [Reservation(user=u, product=p, date=day, quantity=1, amount=1000, currency="eur", guest_name="B",
-                    guest_email="b@x.io", expires_at=timezone.now() + dt.timedelta(hours=2)) for _ in range(%d)]
-Reservation.objects.bulk_create(rows, batch_size=1000)
-ids = list(Reservation.objects.filter(status="PENDING_PAYMENT").values_list("id", flat=True))
-print(json.dumps({"token": t.key, "ids": [str(i) for i in ids]}))
+SETUP = SETUP_PREAMBLE + """
+rows = unpaid_reservations(product("PAY"), %d)
+print(json.dumps({"token": t.key, "ids": [str(r.id) for r in rows]}))
 """
 
 

@@ -15,21 +15,24 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._harness import bench_env, describe, django_shell, load, prepare_database, serving, wrk_available, wrk_load
+from bench._harness import (
+    SETUP_PREAMBLE,
+    bench_env,
+    describe,
+    django_shell,
+    load,
+    prepare_database,
+    serving,
+    wrk_available,
+    wrk_load,
+)
 
 DB = "reserve_bench_reservations"
-SETUP = """
-from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
-from suppliers.models import Supplier, Product
+SETUP = SETUP_PREAMBLE + """
 from reservations.services import reservation_create
-import datetime as dt, json
-u, _ = User.objects.get_or_create(username="bench")
-t, _ = Token.objects.get_or_create(user=u)
-s, _ = Supplier.objects.get_or_create(slug="bench", defaults=dict(name="Bench", base_url="http://127.0.0.1:9/"))
-p, _ = Product.objects.get_or_create(supplier=s, code="UNLIMITED", defaults=dict(name="U", unit_amount=1000, currency="eur"))
-c, _ = Product.objects.get_or_create(supplier=s, code="CAPPED", defaults=dict(name="C", unit_amount=1000, currency="eur", daily_capacity=1000000))
-r = reservation_create(user=u, product=p, date=dt.date.today() + dt.timedelta(days=5), quantity=1, guest_name="B", guest_email="b@x.io")
+p, c = product("UNLIMITED"), product("CAPPED", capacity=1000000)
+r = reservation_create(user=u, product=p, date=dt.date.today() + dt.timedelta(days=5), quantity=1, guest_name="B",
+                       guest_email="b@x.io")
 print(json.dumps({"token": t.key, "product": str(p.id), "capped": str(c.id), "reservation": str(r.id)}))
 """
 

@@ -20,24 +20,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._harness import bench_env, describe, django_shell, load, prepare_database, serving
+from bench._harness import SETUP_PREAMBLE, bench_env, describe, django_shell, load, prepare_database, serving
 
 DB = "reserve_bench_webhook"
 SECRET = "whsec_bench_ingest"
-SETUP = """
-from django.contrib.auth.models import User
-from django.utils import timezone
-from suppliers.models import Supplier, Product
-from reservations.models import Reservation
+SETUP = SETUP_PREAMBLE + """
 from payments.models import Payment
-import datetime as dt, json, uuid
-u, _ = User.objects.get_or_create(username="bench")
-s, _ = Supplier.objects.get_or_create(slug="bench", defaults=dict(name="Bench", base_url="http://127.0.0.1:9/"))
-p, _ = Product.objects.get_or_create(supplier=s, code="WH", defaults=dict(name="W", unit_amount=1000, currency="eur"))
-day = dt.date.today() + dt.timedelta(days=5)
-rows = [Reservation(user=u, product=p, date=day, quantity=1, amount=1000, currency="eur", guest_name="B",
-                    guest_email="b@x.io", expires_at=timezone.now() + dt.timedelta(hours=2)) for _ in range(%d)]
-Reservation.objects.bulk_create(rows, batch_size=1000)
+rows = unpaid_reservations(product("WH"), %d)
 pays = [Payment(reservation=r, amount=1000, currency="eur", stripe_payment_intent_id="pi_" + uuid.uuid4().hex,
                 attempt_key="k", in_flight_for=r.id) for r in rows]
 Payment.objects.bulk_create(pays, batch_size=1000)
