@@ -4,10 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
+# Debian packages: building mysqlclient; the services and browser the tests drive.
+BUILD_PACKAGES := libmariadb-dev pkg-config gcc
+TEST_PACKAGES := mariadb-server mariadb-client redis-server chromium
 
-.PHONY: run test lint venv demo-reset clean
+.PHONY: run test lint venv system-packages demo-reset clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
+	bash scripts/system_packages.sh $(BUILD_PACKAGES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements-dev.txt
@@ -19,6 +23,7 @@ run: venv
 	$(BIN)/python scripts/run_local.py
 
 test: venv
+	bash scripts/system_packages.sh $(TEST_PACKAGES)
 	bash scripts/ensure_services.sh
 	$(BIN)/pytest --create-db -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
