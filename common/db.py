@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import OperationalError, connection, models, transaction
+from django.db import OperationalError, connection, models
 from django.utils import timezone
 
 from common.exceptions import VersionConflict
@@ -33,7 +33,7 @@ def is_retryable_db_error(exc: BaseException) -> bool:
     return bool(args) and args[0] in RETRYABLE_MYSQL_ERRORS
 
 
-def _in_application_transaction() -> bool:
+def in_application_transaction() -> bool:
     """True inside an atomic block opened by our code (TestCase's wrapping blocks don't count,
     the same rule Django applies to durable=True)."""
     return bool(connection.atomic_blocks) and not connection.atomic_blocks[-1]._from_testcase
@@ -51,7 +51,7 @@ def retry_on_deadlock(
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if _in_application_transaction():
+            if in_application_transaction():
                 raise RuntimeError(f"{fn.__qualname__} must open the outermost transaction to be retried")
             limit = attempts or settings.DEADLOCK_RETRY_ATTEMPTS
             for attempt in range(1, limit + 1):
@@ -97,8 +97,3 @@ def versioned_update(instance: models.Model, *, fields: dict[str, Any], expected
     for name, value in values.items():
         setattr(instance, name, value)
     instance.version = version + 1
-
-
-def atomic_durable() -> transaction.Atomic:
-    """The transaction a service owns: durable, so nobody can nest it by accident."""
-    return transaction.atomic(durable=True)

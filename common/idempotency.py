@@ -8,10 +8,14 @@ key), the endpoint being the method and route template (B1):
 - a 5xx is not stored (the lock is released), so the client retries with the same key;
 - a lock left by a crashed process is taken over after `IDEMPOTENCY_LOCK_STALE_SECONDS`.
 
-Each step is its own short transaction; the wrapped operation owns its transactions."""
+Each step is its own short transaction; the wrapped operation owns its transactions. An
+operation with an effect stores its answer *inside* the transaction that commits the effect
+(`idempotency_store_with_effect`, B11): a crash can never leave the effect without the answer,
+so a retry after the stale bound replays it instead of doing the effect a second time."""
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import functools
 import hashlib
@@ -33,6 +37,7 @@ from rest_framework.response import Response
 from common.db import retry_on_deadlock
 from common.errors import exception_to_problem
 from common.exceptions import ApplicationError
+from common.faults import fault_point
 from common.models import IdempotencyKey
 
 logger = logging.getLogger("reserve.idempotency")
@@ -78,6 +83,17 @@ class StoredResponse:
     status: int
     body: str
     content_type: str
+
+
+@dataclass
+class _Running:
+    """The key of the request running in this context, while its operation runs."""
+
+    record: IdempotencyKey
+    stored_with_effect: bool = False
+
+
+_running: contextvars.ContextVar[_Running | None] = contextvars.ContextVar("idempotency_running", default=None)
 
 
 @dataclass(frozen=True)
@@ -172,6 +188,19 @@ def idempotency_keys_purge() -> int:
     return deleted
 
 
+def idempotency_store_with_effect(response: HttpResponse | Response) -> None:
+    """Inside the transaction that commits the request's effect: store `response` as the answer
+    to this request's Idempotency-Key in that same transaction (B11). Does nothing for a request
+    without a key. If the transaction rolls back (a deadlock retry re-runs it), so does this."""
+    running = _running.get()
+    if running is None:
+        return
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("idempotency_store_with_effect must run inside the effect's transaction")
+    idempotency_key_store(record=running.record, response=_as_stored(response))
+    transaction.on_commit(lambda: setattr(running, "stored_with_effect", True))
+
+
 def _as_stored(response: HttpResponse | Response) -> StoredResponse:
     if isinstance(response, Response):
         body = JSONRenderer().render(response.data).decode() if response.data is not None else ""
@@ -221,11 +250,18 @@ def idempotency_run(*, request: Request, required: bool, operation: Callable[[],
         return _to_http(claim.response, replayed=True)
     record = claim.record
     assert record is not None
+    running = _Running(record=record)
+    token = _running.set(running)
     try:
         response = operation()
     except Exception as exc:
         # Rendered here with the one error policy, so that a 4xx can be stored and replayed.
         response = exception_to_problem(exc, request)
+    finally:
+        _running.reset(token)
+    fault_point("idempotency.answered")  # tests: the process dies between the effect and its answer
+    if running.stored_with_effect:
+        return response  # stored in the effect's own transaction
     stored = _as_stored(response)
     if stored.status >= 500:
         _release_after_failure(record)

@@ -23,6 +23,7 @@ from django.db.models import F, Min, Q
 from django.utils import timezone
 
 from common.db import retry_on_deadlock
+from common.faults import fault_point
 from common.request_context import log_context
 from outbox.handlers import PerformFailed, UnknownTopic, Verdict, VerdictKind, handler_for
 from outbox.models import UNFINISHED, DeadLetter, OutboxEvent, OutboxStatus
@@ -156,11 +157,13 @@ def _deliver(*, event: OutboxEvent, policy: RetryPolicy) -> str:
         handler = handler_for(event.topic)
     except UnknownTopic:
         return _finish(event=event, verdict=Verdict.dead(f"no handler for topic {event.topic}"), policy=policy)
+    fault_point(f"outbox.claimed:{event.topic}")
     try:
         result: Any = handler.perform(event)
     except Exception as exc:  # a failing handler costs an attempt; the row keeps the error
         logger.exception("outbox perform failed", extra={"event_id": str(event.id), "topic": event.topic})
         result = PerformFailed(f"{type(exc).__name__}: {exc}"[:500])
+    fault_point(f"outbox.performed:{event.topic}")
     try:
         return _apply(event=event, handler=handler, result=result, policy=policy)
     except Exception as exc:  # recording failed: count the attempt as failed, if still ours

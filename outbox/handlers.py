@@ -57,7 +57,9 @@ class TopicHandler(Protocol):
 HANDLERS: dict[str, str] = {
     "supplier.book": "suppliers.booking.SupplierBookHandler",
     "supplier.cancel": "suppliers.booking.SupplierCancelHandler",
-    "reservation.compensate": "suppliers.booking.RejectionCompensationHandler",
+    "reservation.compensate": "payments.services.cancel.CompensationHandler",
+    "payment.refund": "payments.services.refunds.RefundSendHandler",
+    "payment.cancel_intent": "payments.services.cancel.IntentCancelHandler",
     "alert.email": "outbox.alerts.AlertEmailHandler",
     "alert.slack": "outbox.alerts.AlertSlackHandler",
     "email.customer": "outbox.alerts.CustomerEmailHandler",

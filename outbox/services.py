@@ -25,10 +25,12 @@ def _require_transaction(name: str) -> None:
         raise RuntimeError(f"{name} must run inside the transaction of the state change")
 
 
-def outbox_enqueue(*, topic: str, dedup_key: str, payload: dict[str, Any], reservation: Any = None) -> OutboxEvent:
+def outbox_enqueue(*, topic: str, dedup_key: str, payload: dict[str, Any], reservation: Any = None,
+                   dispatch: bool = True) -> OutboxEvent:
     """Add an event inside the caller's transaction (C1). A second enqueue with the same
     dedup_key returns the first event (the unique constraint decides, in a savepoint).
-    `reservation` orders the event after that reservation's earlier events."""
+    `reservation` orders the event after that reservation's earlier events. `dispatch=False`
+    when the caller delivers it itself right after commit (the drain is the safety net)."""
     _require_transaction("outbox_enqueue")
     try:
         with transaction.atomic():
@@ -38,7 +40,8 @@ def outbox_enqueue(*, topic: str, dedup_key: str, payload: dict[str, Any], reser
             )
     except IntegrityError:
         return OutboxEvent.objects.get(dedup_key=dedup_key)
-    transaction.on_commit(lambda: _dispatch_soon(event.pk))
+    if dispatch:
+        transaction.on_commit(lambda: _dispatch_soon(event.pk))
     return event
 
 

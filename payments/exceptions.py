@@ -16,6 +16,28 @@ class PaymentDeclined(ApplicationError):
     default_detail = "The card was declined."
 
 
+class PaymentMethodRejected(ApplicationError):
+    """400: Stripe cannot use the payment method the customer sent (unknown, or unusable)."""
+
+    status_code = 400
+    code = "validation_error"
+    title = "Invalid payment method"
+    default_detail = "This payment method cannot be used."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__("The request has invalid fields.",
+                         extra={"errors": {"payment_method": [message or self.default_detail]}})
+
+
+class CancellationClosed(ApplicationError):
+    """A6: past the product's cancellation cutoff, only staff can cancel."""
+
+    status_code = 409
+    code = "cancellation_closed"
+    title = "Cancellation closed"
+    default_detail = "This reservation can no longer be cancelled online; please contact us."
+
+
 class PaymentProviderUnavailable(ServiceUnavailable):
     code = "payment_provider_unavailable"
     title = "Payment provider unavailable"
@@ -26,7 +48,11 @@ class PaymentInProgress(ApplicationError):
     status_code = 409
     code = "payment_in_progress"
     title = "Payment in progress"
-    default_detail = "Another payment for this reservation is in progress."
+    default_detail = "Another payment for this reservation is in progress; retry after Retry-After seconds."
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 2, **kwargs: Any) -> None:
+        headers = kwargs.pop("headers", None) or {"Retry-After": str(retry_after)}
+        super().__init__(detail, headers=headers, **kwargs)
 
 
 class RefundNotAllowed(InvalidState):
@@ -39,13 +65,3 @@ class RefundExceedsCaptured(ApplicationError):
     code = "refund_exceeds_captured"
     title = "Refund too large"
     default_detail = "The refund is larger than what is left of the captured amount."
-
-
-class RefundFailed(ApplicationError):
-    status_code = 502
-    code = "refund_failed"
-    title = "Refund failed"
-    default_detail = "The payment provider refused the refund."
-
-    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
-        super().__init__(detail, **kwargs)

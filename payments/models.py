@@ -36,10 +36,23 @@ class Payment(models.Model):
     # charge, NULL once it cannot. The unique constraint makes a second concurrent attempt
     # for one reservation impossible, whatever the application code does.
     in_flight_for = models.UUIDField(null=True, blank=True, unique=True)
+    # The customer's return_url (B7): with it, redirect-based methods are offered. Part of the
+    # attempt: a retry sends Stripe exactly the same request.
+    return_url = models.URLField(max_length=2000, blank=True)
     client_secret = models.CharField(max_length=255, blank=True)
+    # What the customer must do next while REQUIRES_ACTION (Stripe's next_action, e.g. a redirect).
+    next_action = models.JSONField(null=True, blank=True)
+    # Set when the Stripe call ended without an answer although it may have reached Stripe
+    # (timeout, 5xx, 409): the outcome is looked up, never re-initiated by anyone but the
+    # customer's own retry (B8). Cleared once Stripe's answer is applied.
+    outcome_unknown_at = models.DateTimeField(null=True, blank=True)
     refunded_amount = models.PositiveBigIntegerField(default=0)
     failure_code = models.CharField(max_length=64, blank=True)
     failure_message = models.CharField(max_length=500, blank=True)
+    # The reconciler's bookkeeping (fair order, backoff, per-row errors): see services/reconcile.py.
+    next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    check_failures = models.PositiveIntegerField(default=0)
+    last_check_error = models.CharField(max_length=500, blank=True)
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -57,14 +70,28 @@ class Payment(models.Model):
 
 
 class RefundStatus(models.TextChoices):
-    PENDING = "PENDING"  # row written, Stripe not (yet) confirmed: a retry resumes it
+    # Decided and written; not sent yet, or Stripe has not finished it (its status "pending").
+    PENDING = "PENDING"
     SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
+    FAILED = "FAILED"  # Stripe refused it or it failed at the bank: staff act (B9)
+    CANCELED = "CANCELED"  # Stripe canceled it: staff act
+
+
+class RefundMethod(models.TextChoices):
+    STRIPE = "stripe"
+    EXTERNAL = "external"  # made outside Stripe (bank transfer, cash) and recorded by staff
+
+
+class RefundResolution(models.TextChoices):
+    RETRIED = "retried"  # a new refund (new Stripe key) replaces this one
+    RECORDED_EXTERNAL = "recorded_external"  # the money went back outside Stripe
 
 
 class Refund(models.Model):
-    """One refund request (B6). The unique idempotency key makes a repeated refund request
-    return the first one; Stripe receives a key derived from this row."""
+    """One refund (B6, B9), after pretix's OrderRefund: written when it is decided (with the
+    outbox event that sends it, in one transaction), then driven by what Stripe reports: the
+    API answer, the refund webhooks and the reconciler. The unique idempotency key makes a
+    repeated decision return the first row; Stripe receives a key derived from the row."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
@@ -72,9 +99,20 @@ class Refund(models.Model):
     amount = models.PositiveBigIntegerField()
     reason = models.CharField(max_length=500, blank=True)
     actor = models.CharField(max_length=160)
-    status = models.CharField(max_length=16, choices=RefundStatus.choices, default=RefundStatus.PENDING)
-    stripe_refund_id = models.CharField(max_length=255, blank=True)
+    method = models.CharField(max_length=16, choices=RefundMethod.choices, default=RefundMethod.STRIPE)
+    status = models.CharField(max_length=16, choices=RefundStatus.choices, default=RefundStatus.PENDING,
+                              db_index=True)
+    stripe_refund_id = models.CharField(max_length=255, blank=True, db_index=True)
+    external_reference = models.CharField(max_length=255, blank=True)
     failure_message = models.CharField(max_length=500, blank=True)
+    # A FAILED or CANCELED refund needs staff until they resolve it (retry, or record external).
+    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="retries")
+    resolution = models.CharField(max_length=24, choices=RefundResolution.choices, blank=True)
+    resolved_by = models.CharField(max_length=160, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    next_check_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    check_failures = models.PositiveIntegerField(default=0)
+    last_check_error = models.CharField(max_length=500, blank=True)
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -88,6 +126,20 @@ class Refund(models.Model):
     @property
     def stripe_idempotency_key(self) -> str:
         return f"refund:{self.id}"
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.status in (RefundStatus.FAILED, RefundStatus.CANCELED) and not self.resolution
+
+
+class RefundNeedingAttention(Refund):
+    """The back-office queue of refunds that failed or were canceled and wait for staff (B9)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "refund needing attention"
+        verbose_name_plural = "refunds needing attention"
+        permissions = [("resolve_refund", "Can retry a failed refund or record one made outside Stripe")]
 
 
 class StripeEventStatus(models.TextChoices):
@@ -115,3 +167,22 @@ class StripeEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.stripe_event_id}"
+
+
+class ReconcileRun(models.Model):
+    """One run of the payments reconciler: readiness and /metrics show the last successful one."""
+
+    id = models.BigAutoField(primary_key=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    ok = models.BooleanField(default=False)  # ran to the end (Stripe answered)
+    checked = models.PositiveIntegerField(default=0)
+    changed = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    stopped_reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"reconcile {self.started_at:%Y-%m-%d %H:%M:%S} {'ok' if self.ok else 'stopped'}"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import stripe
-from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -13,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.exceptions import ApplicationError
+from payments import gateway
 from payments.services import stripe_event_ingest
 
 
@@ -34,10 +33,10 @@ class StripeWebhookApi(APIView):
     def post(self, request: Request) -> Response:
         body = request.body  # the raw bytes: the signature covers them exactly
         try:
-            stripe.Webhook.construct_event(body, request.headers.get("Stripe-Signature", ""),
-                                           settings.STRIPE_WEBHOOK_SECRET, tolerance=300)
+            gateway.webhook_event_verified(body=body, signature=request.headers.get("Stripe-Signature", ""),
+                                           tolerance=300)
             payload = json.loads(body)
-        except stripe.SignatureVerificationError as exc:
+        except gateway.WebhookSignatureInvalid as exc:
             raise InvalidWebhook("The Stripe signature does not match.", code="invalid_signature") from exc
         except ValueError as exc:
             raise InvalidWebhook("The body is not a Stripe event.") from exc

@@ -285,20 +285,25 @@ class ReservationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                                    title=f"Retry the supplier booking of {reservation.code}")
 
     def cancel_refund_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        from reservations.services import reservation_cancel
+        from payments.services import reservation_cancel
 
         reservation = self._reservation_or_404(request, object_id, PERM_CANCEL_REFUND)
         form = CancelRefundForm(request.POST or None, initial={"version": reservation.version})
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
+            refund = _refundable(reservation)
             try:
-                reservation_cancel(reservation_id=reservation.pk, actor=staff_actor(request.user),
-                                   reason=data["reason"], expected_version=data["version"])
+                outcome = reservation_cancel(reservation_id=reservation.pk, actor=staff_actor(request.user),
+                                             reason=data["reason"], expected_version=data["version"], by_staff=True)
             except ApplicationError as exc:
                 return self._refuse(request, reservation, exc, data["version"])
             self.log_change(request, reservation, f"Cancelled and refunded: {data['reason']}")
-            self.message_user(request, f"{reservation.code} cancelled; {_refundable(reservation)} refunded.",
-                              messages.SUCCESS)
+            if outcome.done:
+                self.message_user(request, f"{reservation.code} cancelled; {refund} refunded.", messages.SUCCESS)
+            else:
+                self.message_user(request, f"{reservation.code} cancelled; the refund of {refund} is on its way "
+                                           "(Stripe has not confirmed it yet; the timeline shows when it does).",
+                                  messages.WARNING)
             return HttpResponseRedirect(self._detail_url(reservation))
         return self._render_action(request, reservation=reservation, form=form, template="cancel_refund.html",
                                    title=f"Cancel and refund {reservation.code}",

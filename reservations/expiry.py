@@ -1,8 +1,9 @@
 """Unpaid holds expire (A2): PENDING_PAYMENT past `expires_at` → EXPIRED, which releases the
-capacity (reservation_transition does), then any open PaymentIntent is cancelled.
+capacity (reservation_transition does); in the same transaction the payments app's transition
+hook queues the cancellation of any open PaymentIntent (an outbox event: if the intent
+succeeded meanwhile, payments applies that truth and refunds the late money).
 
-Scheduled every minute by `setup_schedules`. The Stripe call happens after the transaction:
-if the intent succeeded meanwhile, payments applies that truth (and refunds the late money).
+Scheduled every minute.
 
 A reservation whose payment attempt is in flight is left alone for a while: the customer
 started paying before the hold ran out and Stripe is answering (up to 4 x the Stripe timeout)
@@ -53,21 +54,12 @@ def _expire_one(reservation_id: object) -> Reservation | None:
 
 def reservations_expire_due(*, limit: int = BATCH) -> int:
     """Expire what is due; returns how many reservations expired."""
-    from payments.services import payment_cancel_open_intent
-
     due = list(Reservation.objects.filter(status=ReservationStatus.PENDING_PAYMENT, expires_at__lte=timezone.now())
                .order_by("expires_at").values_list("id", flat=True)[:limit])
     expired = 0
     for reservation_id in due:
-        reservation = _expire_one(reservation_id)
-        if reservation is None:
-            continue
-        expired += 1
-        try:
-            payment_cancel_open_intent(reservation=reservation)
-        except Exception:  # Stripe down: the payments reconciler settles the intent later
-            logger.warning("could not cancel the open PaymentIntent of an expired reservation",
-                           extra={"reservation_id": str(reservation.id)}, exc_info=True)
+        if _expire_one(reservation_id) is not None:
+            expired += 1
     if expired:
         logger.info("reservations expired", extra={"count": expired})
     return expired

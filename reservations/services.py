@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -14,8 +15,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from common.db import retry_on_deadlock, versioned_update
-from common.exceptions import InvalidState, NotFound, SoldOut, VersionConflict
-from reservations.models import DailyInventory, Reservation, ReservationEvent, ReservationStatus
+from common.exceptions import InvalidState, NotFound, SoldOut
+from reservations.models import DailyInventory, Reservation, ReservationEvent
 from reservations.state import HOLDING, can_transition
 from suppliers.models import Product
 
@@ -48,6 +49,23 @@ def reservation_record_event(
     )
 
 
+# --- reactions of other apps ---------------------------------------------------------------
+# A transition may leave work for the apps above this one: a PAID reservation must be booked
+# with the supplier (suppliers), an ended one may hold an open PaymentIntent (payments) or a
+# supplier booking (suppliers) to cancel. They register here from their AppConfig.ready(), so
+# this app never imports them; hooks run inside the transition's transaction, so whatever they
+# enqueue commits, or rolls back, with it.
+TransitionHook = Callable[[Reservation, str, str], None]  # (reservation, from_status, to_status)
+_transition_hooks: list[TransitionHook] = []
+
+
+def on_reservation_transition(hook: TransitionHook) -> TransitionHook:
+    """Register `hook(reservation, from_status, to_status)`; idempotent per function."""
+    if hook not in _transition_hooks:
+        _transition_hooks.append(hook)
+    return hook
+
+
 def reservation_transition(
     *,
     reservation: Reservation,
@@ -73,10 +91,13 @@ def reservation_transition(
         _capacity_release(reservation)
         changes["holds_capacity"] = False
     versioned_update(reservation, fields=changes, expected_version=expected_version)
-    return reservation_record_event(
+    event = reservation_record_event(
         reservation=reservation, from_status=from_status, to_status=to_status,
         actor=actor, reason=reason, data=data,
     )
+    for hook in _transition_hooks:
+        hook(reservation, from_status, to_status)
+    return event
 
 
 def reservation_set_supplier_status(
@@ -136,8 +157,11 @@ def _capacity_release(reservation: Reservation) -> None:
 
 @retry_on_deadlock
 def reservation_create(
-    *, user: AbstractBaseUser, product: Product, date: dt.date, quantity: int, guest_name: str, guest_email: str
+    *, user: AbstractBaseUser, product: Product, date: dt.date, quantity: int, guest_name: str, guest_email: str,
+    on_committing: Callable[[Reservation], None] | None = None,
 ) -> Reservation:
+    """Hold capacity and create the reservation. `on_committing(reservation)` runs inside the
+    transaction, last (the API stores its idempotent answer there, B11)."""
     if not product.active or not product.supplier.active:
         raise InvalidState("This product is not available.", code="product_unavailable")
     with transaction.atomic(durable=True):
@@ -152,44 +176,7 @@ def reservation_create(
             reservation=reservation, from_status="", to_status=reservation.status, actor="customer",
             reason="created", data={"quantity": quantity, "amount": reservation.amount},
         )
+        if on_committing is not None:
+            on_committing(reservation)
     logger.info("reservation created", extra={"reservation_id": str(reservation.id)})
     return reservation
-
-
-@retry_on_deadlock
-def reservation_cancel_unpaid(
-    *, reservation_id: uuid.UUID | str, actor: str, reason: str = "cancelled by customer",
-    expected_version: int | None = None,
-) -> Reservation:
-    """Cancel a reservation that was never paid and release its hold."""
-    with transaction.atomic(durable=True):
-        reservation = reservation_get_locked(reservation_id=reservation_id)
-        if expected_version is not None and expected_version != reservation.version:
-            raise VersionConflict(extra={"current_version": reservation.version})
-        if reservation.status != ReservationStatus.PENDING_PAYMENT:
-            raise InvalidState(
-                f"A reservation in status {reservation.status} cannot be cancelled this way.",
-                extra={"current_status": reservation.status},
-            )
-        reservation_transition(reservation=reservation, to_status=ReservationStatus.CANCELLED,
-                               actor=actor, reason=reason)
-    return reservation
-
-
-def reservation_cancel(
-    *, reservation_id: uuid.UUID | str, actor: str, reason: str, expected_version: int | None = None
-) -> Reservation:
-    """Cancel on behalf of the customer (or staff): unpaid → release the hold; paid → refund and
-    cancel with the supplier (payments.services.reservation_cancel_paid)."""
-    current = Reservation.objects.filter(pk=reservation_id).values_list("status", flat=True).first()
-    if current is None:
-        raise NotFound("Reservation not found.")
-    if current == ReservationStatus.PENDING_PAYMENT:
-        return reservation_cancel_unpaid(reservation_id=reservation_id, actor=actor, reason=reason,
-                                         expected_version=expected_version)
-    if current in (ReservationStatus.PAID, ReservationStatus.CONFIRMED, ReservationStatus.CONFIRMED_INTERNAL):
-        from payments.services import reservation_cancel_paid
-
-        return reservation_cancel_paid(reservation_id=reservation_id, actor=actor, reason=reason,
-                                       expected_version=expected_version)
-    raise InvalidState(f"A reservation in status {current} cannot be cancelled.", extra={"current_status": current})

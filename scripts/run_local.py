@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """`make run`: the whole system on one machine, no setup.
 
-SQLite (the default DATABASE_URL), the real local Stripe server (localstripe) on :8420 with
+SQLite (the default DATABASE_URL), the real local Stripe server (localstripe, on :8419) behind
+the stand-in that enforces production Stripe's rules (payments/local_stripe.py) on :8420, with
 our webhook registered, the fake supplier on :8421, a django-q2 cluster (outbox delivery,
 expiry, reconcile, purge), and the web server on :8000. Ctrl-C stops everything."""
 
@@ -22,6 +23,7 @@ ENV = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_M
 LOGS = ROOT / ".run"
 WEB = ("127.0.0.1", 8000)
 STRIPE = ("127.0.0.1", 8420)
+LOCALSTRIPE = ("127.0.0.1", 8419)
 SUPPLIER = ("127.0.0.1", 8421)
 
 
@@ -72,7 +74,10 @@ def main() -> None:
     procs: list[subprocess.Popen] = []
     try:
         print("starting processes:")
-        procs.append(start("localstripe", [str(Path(PY).parent / "localstripe"), "--port", str(STRIPE[1])], STRIPE))
+        procs.append(start("localstripe", [str(Path(PY).parent / "localstripe"), "--port", str(LOCALSTRIPE[1])],
+                           LOCALSTRIPE))
+        procs.append(start("stripe", [PY, "-m", "payments.local_stripe", "--port", str(STRIPE[1]),
+                                      "--upstream", f"http://{LOCALSTRIPE[0]}:{LOCALSTRIPE[1]}"], STRIPE))
         procs.append(start("fake-supplier", [PY, "-m", "suppliers.fake_server", "--port", str(SUPPLIER[1])], SUPPLIER))
         procs.append(start("web", [PY, "manage.py", "runserver", "--noreload", f"{WEB[0]}:{WEB[1]}"], WEB))
         procs.append(start("qcluster", [PY, "manage.py", "qcluster"]))

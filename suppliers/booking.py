@@ -1,5 +1,6 @@
-"""Booking with the supplier through the outbox (C4, C5): the handlers of `supplier.book`,
-`supplier.cancel` and `reservation.compensate`, and the staff "retry now" action.
+"""Booking with the supplier through the outbox (C4, C5): the handlers of `supplier.book` and
+`supplier.cancel`, the functions that own those topics, and the staff "retry now" action. A
+rejection enqueues `reservation.compensate`, which payments handles (refund and cancel).
 
 The supplier call and its audit row happen in `perform` (no transaction); the reservation
 changes happen in `apply`, inside the delivery transaction, through reservations.services."""
@@ -11,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
 
 from common.db import retry_on_deadlock
 from common.exceptions import InvalidState, VersionConflict
@@ -211,65 +211,6 @@ class SupplierCancelHandler:
                     f"{reservation.supplier_booking_id} failed: {error}")
 
 
-class RejectionCompensationHandler:
-    """Supplier said no: refund in full, then CANCELLED, then tell the customer (C5)."""
-
-    def perform(self, event: OutboxEvent) -> list[str] | Skipped | Verdict:
-        from payments.exceptions import (
-            PaymentProviderUnavailable,
-            RefundExceedsCaptured,
-            RefundFailed,
-            RefundNotAllowed,
-        )
-        from payments.models import RefundStatus
-        from payments.services.refunds import REFUNDABLE, payment_refund_everything
-
-        reservation = _reservation(event)
-        if reservation.status != ReservationStatus.PAID:
-            return Skipped(f"reservation is {reservation.status}: no compensation")
-        refunds = []
-        holding_money = Q(status__in=REFUNDABLE) | Q(refunds__status=RefundStatus.PENDING)
-        for payment in reservation.payments.filter(holding_money).distinct():
-            try:
-                # Always the same key: a retry resumes the PENDING refund of an earlier attempt
-                # (Stripe sees the same idempotency key), never a second one; a refund another
-                # path left PENDING (a cancel that got a 503) is sent first, not skipped.
-                done = payment_refund_everything(payment=payment, reason="supplier rejected the booking",
-                                                 actor="system",
-                                                 idempotency_key=f"compensate:{reservation.id}:{payment.id}")
-            except (RefundExceedsCaptured, RefundNotAllowed):
-                continue  # nothing left to give back (refunded by another path)
-            except PaymentProviderUnavailable:
-                return Verdict.retry("refund: Stripe unavailable")
-            except RefundFailed as exc:
-                return Verdict.dead(f"refund refused by Stripe: {exc.detail}"[:500])
-            refunds.extend(str(refund.id) for refund in done)
-        return refunds
-
-    def apply(self, event: OutboxEvent, result: list[str] | Skipped | Verdict) -> Verdict:
-        if isinstance(result, Verdict):
-            return result
-        if isinstance(result, Skipped):
-            return Verdict.delivered(result.note)
-        reservation = reservation_get_locked(reservation_id=event.payload["reservation_id"])
-        if reservation.status != ReservationStatus.PAID:
-            return Verdict.delivered(f"reservation became {reservation.status}")
-        reservation_transition(reservation=reservation, to_status=ReservationStatus.CANCELLED, actor="system",
-                               reason="supplier rejected the booking; refunded", data={"refunds": result})
-        outbox_enqueue(topic="email.customer", dedup_key=f"email.customer:rejected:{reservation.id}",
-                       payload={"to": reservation.guest_email, "reservation_id": str(reservation.id),
-                                "subject": f"Your reservation {reservation.code} could not be confirmed",
-                                "body": (f"Hello {reservation.guest_name},\n\nThe provider has no availability "
-                                         f"for {reservation.product.name} on {reservation.date}. Your payment "
-                                         "has been refunded in full.\n")})
-        return Verdict.delivered("compensated")
-
-    def on_dead(self, event: OutboxEvent, error: str) -> None:
-        reservation = reservation_get_locked(reservation_id=event.payload["reservation_id"])
-        staff_alert_enqueue(reservation=reservation, subject="Refund after supplier rejection failed",
-               body=f"Reservation {reservation.code}: the automatic refund failed: {error}")
-
-
 @retry_on_deadlock
 def supplier_booking_retry_now(*, reservation: Reservation, actor: str,
                                expected_version: int | None = None) -> Reservation:
@@ -294,3 +235,34 @@ def supplier_booking_retry_now(*, reservation: Reservation, actor: str,
         reservation_set_supplier_status(reservation=locked, supplier_status=SupplierStatus.PENDING, actor=actor,
                                         reason="supplier booking retried by staff", data={"event_id": str(event.id)})
     return locked
+
+
+# --- the topics this app owns ------------------------------------------------------------------
+
+BOOK_TOPIC = "supplier.book"
+CANCEL_TOPIC = "supplier.cancel"
+# Supplier statuses after which the supplier may hold a booking for the reservation.
+ASKED = frozenset({SupplierStatus.PENDING, SupplierStatus.CONFIRMED, SupplierStatus.ON_REQUEST})
+
+
+def supplier_book_enqueue(*, reservation: Reservation) -> OutboxEvent:
+    """Book `reservation` with its supplier, inside the caller's transaction (C1). One event per
+    reservation: its id is the supplier idempotency key's anchor."""
+    return outbox_enqueue(topic=BOOK_TOPIC, dedup_key=f"{BOOK_TOPIC}:{reservation.id}",
+                          payload={"reservation_id": str(reservation.id)}, reservation=reservation)
+
+
+def supplier_cancel_enqueue(*, reservation: Reservation) -> OutboxEvent:
+    """Cancel the supplier booking of `reservation` after its earlier events (a cancel never
+    overtakes the booking it undoes), inside the caller's transaction."""
+    return outbox_enqueue(topic=CANCEL_TOPIC, dedup_key=f"{CANCEL_TOPIC}:{reservation.id}",
+                          payload={"reservation_id": str(reservation.id)}, reservation=reservation)
+
+
+def supplier_on_reservation_transition(reservation: Reservation, from_status: str, to_status: str) -> None:
+    """Registered with reservations.services: a paid reservation is booked, an ended one whose
+    supplier may hold a booking has it cancelled (B10: in the cancellation's own transaction)."""
+    if to_status == ReservationStatus.PAID:
+        supplier_book_enqueue(reservation=reservation)
+    elif to_status in ENDED and reservation.supplier_status in ASKED:
+        supplier_cancel_enqueue(reservation=reservation)

@@ -39,6 +39,9 @@ class Product(models.Model):
         max_length=3, validators=[RegexValidator(r"^[a-z]{3}$", "Lower-case ISO-4217 code, e.g. eur.")]
     )
     daily_capacity = models.PositiveIntegerField(null=True, blank=True, help_text="Empty means unlimited.")
+    cancellation_cutoff_hours = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Customers may cancel until this many hours before the service date (00:00 UTC); empty: any time.")
     active = models.BooleanField(default=True)
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -75,11 +75,32 @@ def localstripe():
         stop_server(proc)
 
 
+@pytest.fixture(scope="session")
+def strict_stripe_server(localstripe):
+    """Production Stripe's rules (tests/support/strict_stripe.py) in front of localstripe."""
+    from payments.local_stripe import StrictStripe
+
+    stand_in = StrictStripe(localstripe)
+    try:
+        yield stand_in
+    finally:
+        stand_in.stop()
+
+
 @pytest.fixture
-def stripe_local(localstripe, settings):
-    """Point the Stripe gateway at localstripe for this test; yields the base URL."""
-    settings.STRIPE_API_BASE = localstripe
-    return localstripe
+def strict_stripe(strict_stripe_server):
+    """The strict Stripe stand-in, healthy and with an empty request log, for this test."""
+    strict_stripe_server.reset()
+    yield strict_stripe_server
+    strict_stripe_server.reset()
+
+
+@pytest.fixture
+def stripe_local(strict_stripe, settings):
+    """Point the Stripe gateway at "Stripe" (localstripe behind the strict stand-in) for this
+    test; yields the base URL."""
+    settings.STRIPE_API_BASE = strict_stripe.url
+    return strict_stripe.url
 
 
 # --- Fake supplier and Slack sink (outbox) -------------------------------------------------

@@ -145,6 +145,9 @@ DEADLOCK_RETRY_ATTEMPTS = env.int("DEADLOCK_RETRY_ATTEMPTS", default=5)
 STRIPE_API_KEY = env("STRIPE_API_KEY", default="")
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="https://api.stripe.com")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
+# The one place the Stripe API version is pinned (B7): requests and the shapes of the objects
+# we read follow it; upgrading is a deliberate change, tested against the strict stand-in.
+STRIPE_API_VERSION = "2026-10-28.endive"
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=8)
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=1)
 STRIPE_BREAKER_FAIL_MAX = env.int("STRIPE_BREAKER_FAIL_MAX", default=5)

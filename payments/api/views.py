@@ -1,4 +1,4 @@
-"""POST /api/v1/reservations/{id}/pay/ (api.md "Pay")."""
+"""POST /api/v1/reservations/{id}/pay/ and …/cancel/ (api.md "Pay", "Reservations")."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.idempotency import HEADER, idempotent
-from payments.api.serializers import PayInputSerializer
-from payments.services import reservation_pay
+from common.errors import exception_to_problem
+from common.idempotency import HEADER, idempotency_store_with_effect, idempotent
+from payments.api.serializers import CancelInputSerializer, PayInputSerializer
+from payments.exceptions import PaymentDeclined
+from payments.services import PayOutcome, reservation_cancel, reservation_pay
 from reservations.api.serializers import ReservationOutputSerializer
 from reservations.selectors import reservation_get_for_user
 
@@ -20,6 +22,7 @@ class ReservationPayApi(APIView):
         parameters=[OpenApiParameter(HEADER, str, OpenApiParameter.HEADER, required=True,
                                      description="1-255 characters; a retry must reuse it.")],
         responses={200: ReservationOutputSerializer, 202: ReservationOutputSerializer,
+                   400: OpenApiResponse(description="validation_error (e.g. an unusable payment_method)"),
                    402: OpenApiResponse(description="card_declined or Stripe's decline code"),
                    409: OpenApiResponse(description="invalid_state, payment_in_progress, idempotency_key_*"),
                    503: OpenApiResponse(description="payment_provider_unavailable (Retry-After)")},
@@ -29,6 +32,36 @@ class ReservationPayApi(APIView):
         data = PayInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         reservation = reservation_get_for_user(user=request.user, reservation_id=reservation_id)
+
+        def store_answer(outcome: PayOutcome) -> None:
+            # B11: the answer is stored in the transaction that commits the outcome.
+            if outcome.http_status == 402:
+                payment = outcome.payment
+                idempotency_store_with_effect(exception_to_problem(
+                    PaymentDeclined(payment.failure_message or None, code=payment.failure_code or "card_declined"),
+                    request))
+            else:
+                idempotency_store_with_effect(Response(ReservationOutputSerializer(outcome.reservation).data,
+                                                       status=outcome.http_status))
+
         outcome = reservation_pay(reservation_id=reservation.id, payment_method=data.validated_data["payment_method"],
-                                  attempt_key=request.headers[HEADER])
+                                  return_url=data.validated_data.get("return_url", ""),
+                                  attempt_key=request.headers[HEADER], respond=store_answer)
         return Response(ReservationOutputSerializer(outcome.reservation).data, status=outcome.http_status)
+
+
+class ReservationCancelApi(APIView):
+    @extend_schema(request=CancelInputSerializer,
+                   responses={200: ReservationOutputSerializer, 202: ReservationOutputSerializer,
+                              409: OpenApiResponse(description="invalid_state, cancellation_closed, "
+                                                               "version_conflict")})
+    def post(self, request: Request, reservation_id: str) -> Response:
+        data = CancelInputSerializer(data=request.data or {})
+        data.is_valid(raise_exception=True)
+        reservation = reservation_get_for_user(user=request.user, reservation_id=reservation_id)
+        outcome = reservation_cancel(
+            reservation_id=reservation.id, actor="customer",
+            reason=data.validated_data.get("reason") or "cancelled by customer",
+            expected_version=data.validated_data.get("version"),
+        )
+        return Response(ReservationOutputSerializer(outcome.reservation).data, status=200 if outcome.done else 202)

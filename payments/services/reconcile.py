@@ -1,148 +1,192 @@
-"""The safety net (scheduled): settle payments the request/webhook path left unfinished."""
+"""The safety net (scheduled): settle what the request and webhook paths left unfinished, by
+looking things up at Stripe — never by charging (B8).
+
+- attempts whose outcome is unknown (their request gave up or died), and attempts Stripe was
+  still processing (a webhook may have been lost): looked up and applied;
+- refunds still PENDING after a grace period: sent again under their own key, or, once Stripe
+  has them, asked where they stand;
+- money captured for a reservation that ended (a late success whose refund was never decided):
+  a refund is decided.
+
+Each row is isolated: an error on one (a 404 for an intent that is not there, a 401 after a key
+rotation) is recorded on that row, which is looked at again after a growing delay
+(`next_check_at`), and the run moves on. Rows are taken oldest-check first and in bounded
+batches, so none starves. Only Stripe being unavailable for everyone ends a run early. Each run
+is recorded (ReconcileRun): readiness and /metrics show the last successful one."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
+from django.db import models, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
-from common.exceptions import ApplicationError
+from common.db import retry_on_deadlock
 from payments import gateway
-from payments.exceptions import PaymentProviderUnavailable, RefundFailed
-from payments.models import Payment, PaymentStatus, Refund, RefundStatus
-from payments.services.pay import _pay_fail, payment_apply_intent_now, payment_intent_params
+from payments.models import Payment, PaymentStatus, ReconcileRun, Refund, RefundMethod, RefundStatus
+from payments.services.apply import LATE_REFUND_REASON, late_refund_key
+from payments.services.locks import payment_lock_with_reservation, refund_lock_with_payment
+from payments.services.lookup import payment_apply_intent_now, payment_attempt_resolve, payment_outcome_unknown
 from payments.services.refunds import (
-    CANCEL_REFUND_PREFIX,
-    payment_refund_late,
-    payment_refund_send,
+    RefundNotNow,
     payment_refundable_amount,
-    reservation_cancel_paid,
+    refund_record,
+    refund_record_send_result,
+    refund_send,
 )
-from reservations.models import Reservation, ReservationStatus
-from reservations.state import can_transition as reservation_can_transition
+from payments.state import REFUNDABLE
+from reservations.models import ReservationStatus
 
 logger = logging.getLogger("reserve.payments")
 
-BATCH = 100
+BATCH = 50
+# Stripe usually settles PROCESSING within minutes; a refund's event had its chance before this.
+RECHECK_SECONDS = 300
+REFUND_GRACE_SECONDS = 120
+MAX_BACKOFF_SECONDS = 6 * 3600
+RUNS_KEPT = 200
 
 
-def _settle(payment: Payment) -> bool:
-    """Ask Stripe what happened to this attempt and apply it. True if something changed."""
-    if payment.stripe_payment_intent_id:
-        intent = gateway.payment_intent_retrieve(intent_id=payment.stripe_payment_intent_id)
-    elif not _still_payable(payment):
-        try:
-            intent = _intent_of_lost_create(payment)
-        except (gateway.CardDeclined, gateway.StripeRequestRejected) as exc:
-            _pay_fail(payment_id=payment.id, code=exc.code, message=exc.message,
-                      intent_id=getattr(exc, "payment_intent_id", ""))
-            return True
+class _StripeDown(Exception):
+    pass
+
+
+@dataclass
+class ReconcileStats:
+    checked: int = 0
+    changed: int = 0
+    errors: int = 0
+    stopped: str = ""
+
+
+def _backoff(failures: int) -> dt.timedelta:
+    return dt.timedelta(seconds=min(60 * 2 ** max(failures - 1, 0), MAX_BACKOFF_SECONDS))
+
+
+def _due(now: dt.datetime) -> Q:
+    return Q(next_check_at__isnull=True) | Q(next_check_at__lte=now)
+
+
+def _record_check(model: type[models.Model], pk: Any, *, error: str = "", later: dt.timedelta | None = None) -> None:
+    """Bookkeeping on the row itself: fair order, backoff, and the last error for staff."""
+    now = timezone.now()
+    if error:
+        model._default_manager.filter(pk=pk).update(
+            check_failures=F("check_failures") + 1, last_check_error=error[:500],
+            next_check_at=now + _backoff(int(model._default_manager.filter(pk=pk).values_list(
+                "check_failures", flat=True).first() or 0) + 1))
     else:
-        # The pay request died before it saw Stripe's answer. Sending the same create with the
-        # same Stripe idempotency key replays the first outcome; it never charges twice.
+        model._default_manager.filter(pk=pk).update(check_failures=0, last_check_error="",
+                                                    next_check_at=now + later if later else None)
+
+
+def _isolated(rows: Iterable[models.Model], check: Callable[[Any], bool], stats: ReconcileStats) -> None:
+    for row in rows:
+        stats.checked += 1
         try:
-            intent = gateway.payment_intent_create(**payment_intent_params(payment))
-        except (gateway.CardDeclined, gateway.StripeRequestRejected) as exc:
-            _pay_fail(payment_id=payment.id, code=exc.code, message=exc.message,
-                      intent_id=getattr(exc, "payment_intent_id", ""))
-            return True
-    outcome = payment_apply_intent_now(payment_id=payment.id, intent=intent, actor="system",
-                                       data={"reconciled": True})
-    if outcome.refund_due:
-        payment_refund_late(payment=outcome.payment)
-    return outcome.changed
+            stats.changed += int(check(row))
+        except gateway.StripeUnavailable as exc:
+            raise _StripeDown(str(exc)) from exc
+        except Exception as exc:  # one row's problem (a 404, a 401, a bug) must not stop the others
+            stats.errors += 1
+            logger.warning("reconciliation of a row failed; it is retried later",
+                           extra={"row": f"{type(row).__name__}:{row.pk}", "error": type(exc).__name__}, exc_info=True)
+            _record_check(type(row), row.pk, error=f"{type(exc).__name__}: {exc}")
 
 
-def _still_payable(payment: Payment) -> bool:
-    reservation = Reservation.objects.get(pk=payment.reservation_id)
-    return reservation.status == ReservationStatus.PENDING_PAYMENT and (
-        reservation.expires_at is None or reservation.expires_at > timezone.now())
+def _check_payment(payment: Payment) -> bool:
+    before = payment.status
+    if payment.status == PaymentStatus.PENDING:
+        known = payment_attempt_resolve(payment=payment, actor="system", data={"reconciled": True})
+    else:
+        intent = gateway.payment_intent_retrieve(intent_id=payment.stripe_payment_intent_id)
+        payment_apply_intent_now(payment_id=payment.id, intent=intent, actor="system", data={"reconciled": True})
+        known = True
+    status = Payment.objects.values_list("status", flat=True).get(pk=payment.pk)
+    still_open = status in (PaymentStatus.PENDING, PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION)
+    _record_check(Payment, payment.pk, later=dt.timedelta(seconds=RECHECK_SECONDS) if still_open or not known
+                  else None)
+    return status != before
 
 
-def _intent_of_lost_create(payment: Payment) -> gateway.IntentResult:
-    """The reservation no longer takes money, so the confirming create must not be sent as if
-    new: if the first one never reached Stripe, it would charge the card now. Real Stripe
-    compares the parameters of a repeated idempotent request with the first one, so the same
-    key sent *without* confirm tells the two cases apart:
-    - 400 idempotency_error: the first create reached Stripe. The identical request is then
-      answered from Stripe's idempotency cache (the original intent or decline), not run again;
-    - a new, unconfirmed intent: the first never reached Stripe. It is cancelled at once (it
-      can never charge) and the attempt ends CANCELED.
-    Listing intents to find metadata.payment_id cannot be done with a bound on real Stripe (no
-    metadata filter; search is eventually consistent) nor on localstripe (no `created` filter).
-    Keys live 24 h at Stripe; the reconciler runs every few minutes, well inside that."""
-    params = payment_intent_params(payment)
+@retry_on_deadlock
+def _record_refund_result(refund_id: Any, result: Any) -> None:
+    with transaction.atomic(durable=True):
+        refund, payment, reservation = refund_lock_with_payment(refund_id=refund_id)
+        refund_record_send_result(refund=refund, payment=payment, reservation=reservation, result=result)
+
+
+def _check_refund(refund: Refund) -> bool:
+    result = refund_send(refund=refund)
+    if isinstance(result, RefundNotNow):
+        raise gateway.StripeUnavailable(result.error, retry_after=5, reached=True)
+    _record_refund_result(refund.pk, result)
+    status = Refund.objects.values_list("status", flat=True).get(pk=refund.pk)
+    _record_check(Refund, refund.pk, later=dt.timedelta(seconds=RECHECK_SECONDS)
+                  if status == RefundStatus.PENDING else None)
+    return status != RefundStatus.PENDING
+
+
+@retry_on_deadlock
+def _refund_late_money(payment: Payment) -> bool:
+    with transaction.atomic(durable=True):
+        locked, reservation = payment_lock_with_reservation(payment_id=payment.pk)
+        if locked.status not in REFUNDABLE or payment_refundable_amount(payment=locked) <= 0:
+            return False
+        refund_record(payment=locked, reservation=reservation, amount=None, reason=LATE_REFUND_REASON,
+                      actor="system", idempotency_key=late_refund_key(payment_id=locked.pk))
+    return True
+
+
+def payments_reconcile() -> dict[str, Any]:
+    """One run (scheduled every few minutes). Returns the run's figures."""
+    now = timezone.now()
+    run = ReconcileRun.objects.create()
+    stats = ReconcileStats()
+    stale = now - dt.timedelta(seconds=settings.IDEMPOTENCY_LOCK_STALE_SECONDS)
     try:
-        probe = gateway.payment_intent_create(**params, confirm=False)
-    except gateway.StripeIdempotencyKeyReused:
-        return gateway.payment_intent_create(**params)
-    if probe.status not in ("requires_confirmation", "requires_payment_method"):
-        return probe  # cannot be a fresh unconfirmed intent: apply what it is
-    return gateway.payment_intent_cancel(intent_id=probe.id, idempotency_key=f"cancel-intent:{payment.id}")
-
-
-def _refunds_resume(*, stale_before: dt.datetime) -> int:
-    """Re-send every refund still PENDING after the grace period (its request got a 503 or died),
-    with the Stripe key derived from the row: whatever wrote it (a cancel, a supplier-rejection
-    compensation, a late or second payment), the money goes back. A refund started by a
-    cancellation then completes that cancellation. Returns how many refunds were settled."""
-    settled = 0
-    pending = Refund.objects.filter(status=RefundStatus.PENDING, updated_at__lt=stale_before).order_by("updated_at")
-    for pending_refund in list(pending[:BATCH]):
-        try:
-            refund = payment_refund_send(refund=pending_refund)
-        except RefundFailed:
-            logger.warning("pending refund refused by stripe", extra={"refund_id": str(pending_refund.id)},
-                           exc_info=True)
-            settled += 1
-            continue
-        settled += 1
-        if refund.idempotency_key.startswith(CANCEL_REFUND_PREFIX):
-            _cancel_complete(refund)
-    return settled
-
-
-def _cancel_complete(refund: Refund) -> None:
-    reservation = Reservation.objects.get(payments__refunds=refund)
-    if not reservation_can_transition(reservation.status, ReservationStatus.CANCELLED):
-        return  # the cancel request was retried and finished, or something else ended it
-    try:
-        reservation_cancel_paid(reservation_id=reservation.id, actor=refund.actor, reason=refund.reason,
-                                expected_version=None)
-    except PaymentProviderUnavailable:
-        raise
-    except ApplicationError:
-        logger.warning("cancellation not completed", extra={"reservation_id": str(reservation.id)}, exc_info=True)
-
-
-def payments_reconcile() -> int:
-    """Re-fetch PaymentIntents stuck in PROCESSING / REQUIRES_ACTION, settle attempts left
-    PENDING by a dead request, re-send refunds left PENDING, and refund money captured for
-    reservations that ended.
-    Returns how many payments changed. Stops early while Stripe is unavailable."""
-    stale = timezone.now() - dt.timedelta(seconds=settings.IDEMPOTENCY_LOCK_STALE_SECONDS)
-    candidates = list(
-        Payment.objects.filter(status__in=[PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION],
-                               stripe_payment_intent_id__isnull=False).order_by("updated_at")[:BATCH]
-    ) + list(Payment.objects.filter(status=PaymentStatus.PENDING, updated_at__lt=stale).order_by("updated_at")[:BATCH])
-    changed = 0
-    try:
-        for payment in candidates:
-            try:
-                changed += int(_settle(payment))
-            except ApplicationError:
-                logger.warning("payment not reconciled", extra={"payment_id": str(payment.id)}, exc_info=True)
-        changed += _refunds_resume(stale_before=stale)
+        attempts = Payment.objects.filter(
+            Q(status=PaymentStatus.PENDING) & (Q(outcome_unknown_at__isnull=False) | Q(updated_at__lt=stale))
+            | Q(status__in=[PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION],
+                stripe_payment_intent_id__isnull=False, updated_at__lt=stale),
+        ).filter(_due(now)).order_by(F("next_check_at").asc(nulls_first=True), "updated_at")[:BATCH]
+        _isolated([p for p in attempts if p.status != PaymentStatus.PENDING or payment_outcome_unknown(p, now=now)],
+                  _check_payment, stats)
+        refunds = Refund.objects.filter(
+            status=RefundStatus.PENDING, method=RefundMethod.STRIPE,
+            updated_at__lt=now - dt.timedelta(seconds=REFUND_GRACE_SECONDS),
+        ).filter(_due(now)).order_by(F("next_check_at").asc(nulls_first=True), "updated_at")[:BATCH]
+        _isolated(list(refunds), _check_refund, stats)
         late = Payment.objects.filter(
-            status__in=[PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED],
+            status__in=REFUNDABLE,
             reservation__status__in=[ReservationStatus.EXPIRED, ReservationStatus.CANCELLED],
-        ).order_by("updated_at")[:BATCH]
-        for payment in late:
-            if payment_refundable_amount(payment=payment) > 0 and payment_refund_late(payment=payment):
-                changed += 1
-    except (gateway.StripeUnavailable, PaymentProviderUnavailable):
+        ).filter(_due(now)).order_by(F("next_check_at").asc(nulls_first=True), "updated_at")[:BATCH]
+        _isolated([p for p in late if payment_refundable_amount(payment=p) > 0], _refund_late_money, stats)
+    except _StripeDown as exc:
+        stats.stopped = f"Stripe unavailable: {exc}"[:500]
         logger.warning("stripe unavailable; reconciliation resumes on the next run")
-    logger.info("payments reconciled", extra={"changed": changed})
-    return changed
+    ReconcileRun.objects.filter(pk=run.pk).update(
+        finished_at=timezone.now(), ok=not stats.stopped, checked=stats.checked, changed=stats.changed,
+        errors=stats.errors, stopped_reason=stats.stopped)
+    old = ReconcileRun.objects.order_by("-pk").values_list("pk", flat=True)[RUNS_KEPT:RUNS_KEPT + 1]
+    if old:
+        ReconcileRun.objects.filter(pk__lte=old[0]).delete()
+    logger.info("payments reconciled", extra={"checked": stats.checked, "changed": stats.changed,
+                                              "errors": stats.errors, "stopped": stats.stopped})
+    return {"checked": stats.checked, "changed": stats.changed, "errors": stats.errors, "stopped": stats.stopped}
+
+
+def reconcile_last_success() -> dt.datetime | None:
+    return ReconcileRun.objects.filter(ok=True).order_by("-finished_at").values_list("finished_at", flat=True).first()
+
+
+def reconcile_ready_check() -> tuple[bool, dict[str, Any]]:
+    """Reported, never failing readiness on its own (the schedules check does that)."""
+    last = reconcile_last_success()
+    return True, {"last_success_age_s": round((timezone.now() - last).total_seconds(), 1) if last else None}

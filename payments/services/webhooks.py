@@ -18,11 +18,14 @@ from django.utils import timezone
 
 from common.db import retry_on_deadlock, versioned_update
 from common.exceptions import InvalidState
+from common.faults import fault_point
 from common.request_context import log_context
-from payments.faults import fault_point
+from outbox.services import staff_alert_enqueue
 from payments.gateway import IntentResult, intent_result_from
 from payments.models import Payment, PaymentStatus, StripeEvent, StripeEventStatus
-from payments.services.apply import payment_apply_intent, payment_lock_with_reservation
+from payments.services.apply import payment_apply_intent
+from payments.services.locks import payment_lock_with_reservation
+from payments.services.refunds import payment_stripe_refunded_report, refund_apply_stripe_object
 from payments.state import can_transition
 from reservations.models import ReservationStatus, SupplierStatus
 from reservations.services import reservation_record_event
@@ -37,7 +40,9 @@ INTENT_EVENTS: dict[str, str] = {
     "payment_intent.requires_action": "requires_action",
     "payment_intent.canceled": "canceled",
 }
-HANDLED_TYPES = frozenset({*INTENT_EVENTS, "charge.refunded", "charge.dispute.created"})
+# Refund objects: their status drives our Refund rows (B9).
+REFUND_EVENTS = frozenset({"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"})
+HANDLED_TYPES = frozenset({*INTENT_EVENTS, *REFUND_EVENTS, "charge.refunded", "charge.dispute.created"})
 
 
 @dataclass(frozen=True)
@@ -91,39 +96,23 @@ def _apply_charge_refunded(obj: dict[str, Any], data: dict[str, Any]) -> bool:
     if payment is None:
         return False
     payment, reservation = payment_lock_with_reservation(payment_id=payment.pk)
-    # Stripe's amount_refunded is cumulative: the larger of it and ours is the truth.
-    refunded = max(payment.refunded_amount, int(obj.get("amount_refunded") or 0))
-    target = PaymentStatus.REFUNDED if refunded >= payment.amount else PaymentStatus.PARTIALLY_REFUNDED
-    fields: dict[str, Any] = {}
-    if refunded != payment.refunded_amount:
-        fields["refunded_amount"] = refunded
-    if target != payment.status and can_transition(payment.status, target):
-        fields["status"] = target
-    if fields:
-        previous = payment.status
-        versioned_update(payment, fields=fields)
-        reservation_record_event(
-            reservation=reservation, actor="stripe", reason="payment refunded",
-            data={"payment_id": str(payment.id), "refunded_amount": refunded,
-                  "payment_status": {"from": previous, "to": payment.status}, **data},
-            from_status=reservation.status, to_status=reservation.status,
-        )
-        # Our own cancellations refund a CANCELLED reservation and cancel the supplier booking
-        # themselves; a refund of a booking the supplier still holds was made elsewhere (e.g.
-        # the Stripe dashboard) and needs a human to decide about the booking.
-        still_booked = reservation.supplier_status == SupplierStatus.CONFIRMED
-        if still_booked and reservation.status != ReservationStatus.CANCELLED:
-            _alert_staff(reservation, data, subject="Refund on a supplier-confirmed booking",
-                         body=f"Stripe refunded {refunded} of {payment.amount} {payment.currency.upper()} for "
-                              f"reservation {reservation.code}, which the supplier has confirmed "
-                              f"(reference {reservation.supplier_reference or '-'}). Decide whether to cancel "
-                              "the supplier booking.")
+    before = payment.refunded_amount
+    payment_stripe_refunded_report(payment=payment, reservation=reservation, actor="stripe", data=data,
+                                   amount_refunded=int(obj.get("amount_refunded") or 0))
+    # Our own cancellations refund a CANCELLED reservation and cancel the supplier booking
+    # themselves; a refund of a booking the supplier still holds was made elsewhere (e.g. the
+    # Stripe Dashboard) and needs a human to decide about the booking.
+    still_booked = reservation.supplier_status == SupplierStatus.CONFIRMED
+    if payment.refunded_amount != before and still_booked and reservation.status != ReservationStatus.CANCELLED:
+        _alert_staff(reservation, data, subject="Refund on a supplier-confirmed booking",
+                     body=f"Stripe refunded {payment.refunded_amount} of {payment.amount} "
+                          f"{payment.currency.upper()} for reservation {reservation.code}, which the supplier has "
+                          f"confirmed (reference {reservation.supplier_reference or '-'}). Decide whether to cancel "
+                          "the supplier booking.")
     return True
 
 
 def _alert_staff(reservation: Any, data: dict[str, Any], *, subject: str, body: str) -> None:
-    from outbox.services import staff_alert_enqueue
-
     staff_alert_enqueue(reservation=reservation, subject=subject, body=body,
                         dedup_key=f"stripe:{data['stripe_event_id']}")
 
@@ -162,6 +151,8 @@ def _apply(event: StripeEvent, *, reprocessed_by: str | None) -> tuple[str, Any]
         found, refund_due = _apply_intent_event(event.type, obj, data)
     elif event.type == "charge.refunded":
         found = _apply_charge_refunded(obj, data)
+    elif event.type in REFUND_EVENTS:
+        found = refund_apply_stripe_object(obj=obj, actor="stripe", data=data)
     elif event.type == "charge.dispute.created":
         found = _apply_dispute_created(obj, data)
     else:
@@ -215,10 +206,6 @@ def _ingest(*, payload: dict[str, Any], reprocessed_by: str | None) -> IngestRes
             logger.exception("stripe event could not be applied")
             _stripe_event_record_failure(payload=payload, error=f"{type(exc).__name__}: {exc}"[:2000])
             raise
-        if result.refund_due_payment_id is not None:
-            from payments.services.refunds import payment_refund_late
-
-            payment_refund_late(payment=Payment.objects.get(pk=result.refund_due_payment_id))
         logger.info("stripe event %s", result.status, extra={"type": payload.get("type")})
         return result
 

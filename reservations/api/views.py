@@ -9,10 +9,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.idempotency import idempotent
+from common.idempotency import idempotency_store_with_effect, idempotent
 from reservations import selectors, services
 from reservations.api.serializers import (
-    ReservationCancelInputSerializer,
     ReservationCreateInputSerializer,
     ReservationEventOutputSerializer,
     ReservationOutputSerializer,
@@ -41,7 +40,11 @@ class ReservationListCreateApi(ListAPIView):
     def post(self, request: Request) -> Response:
         data = ReservationCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        reservation = services.reservation_create(user=request.user, **data.validated_data)
+        reservation = services.reservation_create(
+            user=request.user, **data.validated_data,
+            # B11: a keyed request's answer is stored in the transaction that creates the reservation.
+            on_committing=lambda created: idempotency_store_with_effect(
+                Response(ReservationOutputSerializer(created).data, status=status.HTTP_201_CREATED)))
         return Response(ReservationOutputSerializer(reservation).data, status=status.HTTP_201_CREATED)
 
 
@@ -49,20 +52,6 @@ class ReservationDetailApi(APIView):
     @extend_schema(responses=ReservationOutputSerializer)
     def get(self, request: Request, reservation_id: str) -> Response:
         reservation = selectors.reservation_get_for_user(user=request.user, reservation_id=reservation_id)
-        return Response(ReservationOutputSerializer(reservation).data)
-
-
-class ReservationCancelApi(APIView):
-    @extend_schema(request=ReservationCancelInputSerializer, responses=ReservationOutputSerializer)
-    def post(self, request: Request, reservation_id: str) -> Response:
-        data = ReservationCancelInputSerializer(data=request.data or {})
-        data.is_valid(raise_exception=True)
-        reservation = selectors.reservation_get_for_user(user=request.user, reservation_id=reservation_id)
-        reservation = services.reservation_cancel(
-            reservation_id=reservation.id, actor="customer",
-            reason=data.validated_data.get("reason") or "cancelled by customer",
-            expected_version=data.validated_data.get("version"),
-        )
         return Response(ReservationOutputSerializer(reservation).data)
 
 

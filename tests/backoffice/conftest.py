@@ -41,13 +41,14 @@ def make_on_request(*, product, payment_status: str = PaymentStatus.SUCCEEDED, w
                                status=payment_status, stripe_payment_intent_id=f"pi_test_{reservation.pk.hex}")
         reservation_transition(reservation=reservation, to_status=ReservationStatus.PAID, actor="stripe",
                                reason="payment succeeded", fields={"supplier_status": SupplierStatus.PENDING})
-        event = OutboxEvent.objects.create(
-            topic="supplier.book", dedup_key=f"supplier.book:{reservation.id}", reservation=reservation,
-            payload={"reservation_id": str(reservation.id)}, status=OutboxStatus.DEAD, attempts=5,
+        # The PAID transition queued the booking event (suppliers' hook); it then died.
+        OutboxEvent.objects.filter(dedup_key=f"supplier.book:{reservation.id}").update(
+            status=OutboxStatus.DEAD, attempts=5,
             available_at=timezone.now() - dt.timedelta(minutes=10), last_error="HTTP 503 from supplier",
             errors=[{"attempt": n, "at": timezone.now().isoformat(), "error": "HTTP 503 from supplier"}
                     for n in range(1, 6)],
         )
+        event = OutboxEvent.objects.get(dedup_key=f"supplier.book:{reservation.id}")
         SupplierRequest.objects.create(
             reservation=reservation, supplier=product.supplier, outbox_event_id=event.id, operation="book",
             attempt=5, idempotency_key=f"reservation:{reservation.id}:book",

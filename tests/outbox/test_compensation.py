@@ -4,6 +4,7 @@ cancels; a paid cancellation refunds and cancels the supplier booking through th
 from __future__ import annotations
 
 import pytest
+from django.db import transaction
 
 from outbox.delivery import outbox_drain_once
 from outbox.models import OutboxEvent, OutboxStatus
@@ -68,24 +69,31 @@ def test_compensation_refunds_once_even_if_delivered_twice(paid, stripe_local):
     assert _stripe_refunded(stripe_local, payment) == reservation.amount
 
 
-def test_compensation_sends_a_refund_another_path_left_pending(paid, stripe_local):
-    """A customer cancel got a 503 from Stripe and left its refund PENDING; the supplier then
-    rejects. The compensation must send that refund (never skip it as "already refunded")."""
+def test_compensation_refunds_what_is_left_beside_a_refund_already_on_its_way(paid, stripe_local):
+    """Staff decided a partial refund that is still PENDING when the supplier rejects: the
+    compensation refunds the rest, the pending one goes out by its own event, and the customer
+    gets back the whole amount, once."""
+    from payments.services.locks import payment_lock_with_reservation
+    from payments.services.refunds import refund_record
+
     reservation = paid("reject")
     payment = Payment.objects.get(reservation=reservation)
-    left_pending = Refund.objects.create(payment=payment, idempotency_key=f"cancel:{reservation.id}:{payment.id}",
-                                         amount=payment.amount, reason="cancelled by customer", actor="customer")
+    with transaction.atomic():
+        locked, locked_reservation = payment_lock_with_reservation(payment_id=payment.pk)
+        goodwill = refund_record(payment=locked, reservation=locked_reservation, amount=1000, reason="goodwill",
+                                 actor="staff:alice", idempotency_key="goodwill-1", dispatch=False)
 
     drain_all()
 
     reservation.refresh_from_db()
-    left_pending.refresh_from_db()
+    goodwill.refresh_from_db()
     assert reservation.status == ReservationStatus.CANCELLED
-    assert left_pending.status == RefundStatus.SUCCEEDED
-    assert payment.refunds.count() == 1
+    assert goodwill.status == RefundStatus.SUCCEEDED
+    rest = payment.refunds.exclude(pk=goodwill.pk).get()
+    assert (rest.amount, rest.status) == (payment.amount - 1000, RefundStatus.SUCCEEDED)
     assert _stripe_refunded(stripe_local, payment) == reservation.amount
-    cancelled = reservation.events.get(to_status=ReservationStatus.CANCELLED)
-    assert cancelled.data["refunds"] == [str(left_pending.id)]
+    cancelled = reservation.events.get(from_status=ReservationStatus.PAID, to_status=ReservationStatus.CANCELLED)
+    assert cancelled.data["refund_amount"] == payment.amount - 1000
 
 
 def test_cancelling_a_confirmed_reservation_refunds_and_cancels_the_supplier_booking(paid, api, stripe_local,
@@ -139,22 +147,25 @@ def test_a_booking_made_by_an_unanswered_call_is_cancelled_after_the_customer_ca
     assert (reservation.status, reservation.supplier_status) == ("CANCELLED", "CANCELLED")
 
 
-def test_compensation_waits_for_stripe_and_refunds_once_it_is_back(paid, stripe_local, settings):
+def test_compensation_cancels_at_once_and_the_refund_waits_for_stripe(paid, stripe_local, settings):
     from tests.support.servers import closed_port
 
     reservation = paid("reject")
     settings.STRIPE_API_BASE = f"http://127.0.0.1:{closed_port()}"
 
-    drain_all(skip_backoff=False, max_rounds=3)  # book: rejected; compensate: Stripe down
+    drain_all(skip_backoff=False, max_rounds=4)  # book: rejected; compensate: decided; refund: Stripe down
 
-    compensate = OutboxEvent.objects.get(topic="reservation.compensate")
-    assert (compensate.status, compensate.last_error) == (OutboxStatus.PENDING, "refund: Stripe unavailable")
     reservation.refresh_from_db()
-    assert (reservation.status, reservation.supplier_status) == ("PAID", "REJECTED")
+    assert (reservation.status, reservation.supplier_status) == ("CANCELLED", "REJECTED")
+    [refund] = Refund.objects.filter(payment__reservation=reservation)
+    assert refund.status == RefundStatus.PENDING
+    send = OutboxEvent.objects.get(topic="payment.refund")
+    assert send.status == OutboxStatus.PENDING
+    assert send.last_error.startswith("refund: Stripe unavailable")
 
     settings.STRIPE_API_BASE = stripe_local
     drain_all()
 
-    reservation.refresh_from_db()
-    assert reservation.status == ReservationStatus.CANCELLED
+    refund.refresh_from_db()
+    assert refund.status == RefundStatus.SUCCEEDED
     assert _stripe_refunded(stripe_local, Payment.objects.get(reservation=reservation)) == reservation.amount

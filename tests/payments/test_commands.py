@@ -16,11 +16,15 @@ from tests.support.servers import closed_port, free_port, start_server, stop_ser
 def private_localstripe(settings):
     """A localstripe of its own: a registered webhook would otherwise stay registered in the
     shared one and send every later test's events to the live server."""
+    from payments.local_stripe import StrictStripe
+
     port = free_port()
     proc = start_server([str(Path(sys.executable).parent / "localstripe"), "--port", str(port), "--from-scratch"],
                         port, log_name="localstripe-private")
-    settings.STRIPE_API_BASE = f"http://127.0.0.1:{port}"
+    stand_in = StrictStripe(f"http://127.0.0.1:{port}")  # production Stripe's rules, as in make run
+    settings.STRIPE_API_BASE = stand_in.url
     yield settings.STRIPE_API_BASE
+    stand_in.stop()
     stop_server(proc)
 
 

@@ -1,7 +1,7 @@
 """Real MariaDB failures while money moves (E2, E3): a deadlock caused by a second raw
 connection, and KILL CONNECTION of Django's own connection in the middle of a transaction.
 
-The kill happens at a named fault point (payments.faults.hook), the only way to hit an exact
+The kill happens at a named fault point (common.faults.hook), the only way to hit an exact
 moment of a real transaction: the hook runs `KILL CONNECTION <our id>` from another
 connection, so the next statement or the COMMIT fails exactly as on a real outage."""
 
@@ -15,9 +15,9 @@ from django.db import connection
 from django.test import Client
 
 from common import db as common_db
+from common import faults
 from common.models import IdempotencyKey
 from outbox.models import OutboxEvent
-from payments import faults
 from payments.models import Payment, PaymentStatus, StripeEvent
 from reservations.models import ReservationStatus
 from tests.payments.conftest import new_key, pay

@@ -1,14 +1,28 @@
+"""The refund lifecycle (B6, B9): decided with its outbox event, sent under a key derived from
+the row, then PENDING → SUCCEEDED | FAILED | CANCELED as Stripe reports it (API answer, refund
+webhooks, reconciler). A failed refund alerts staff and waits in the attention queue, where
+staff retry it under a new key or record a refund made outside Stripe."""
+
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+from django.db import transaction
+from django.test import Client
+from django.utils import timezone
 
 from outbox.models import OutboxEvent
 from payments import gateway
 from payments.exceptions import RefundExceedsCaptured, RefundNotAllowed
-from payments.models import Payment, PaymentStatus, RefundStatus
-from payments.services import payment_cancel_open_intent, payment_refund, reservation_cancel_paid
-from reservations.models import ReservationStatus, SupplierStatus
-from tests.payments.conftest import REQUIRES_3DS, create_payment_method, new_key, pay
+from payments.models import Payment, PaymentStatus, RefundMethod, RefundResolution, RefundStatus
+from payments.services import payment_refund, payments_reconcile, refund_record_external, refund_retry
+from payments.services.locks import payment_lock_with_reservation
+from payments.services.refunds import refund_record, refunds_needing_attention
+from tests.outbox.conftest import drain_all
+from tests.payments.conftest import new_key, pay, stripe_admin
+from tests.support.servers import closed_port
+from tests.support.stripe_events import event, post_event
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +33,24 @@ def paid(api, reservation, visa) -> Payment:
     return Payment.objects.get(reservation=reservation)
 
 
-def test_partial_then_full_refund_never_more_than_captured(paid, reservation):
+@pytest.fixture
+def alerting(settings, mailoutbox):
+    settings.ALERT_EMAILS = ["ops@example.test"]
+    return mailoutbox
+
+
+def _refund_object(refund, *, status: str, **extra) -> dict:
+    return {"id": refund.stripe_refund_id, "object": "refund", "status": status, "amount": refund.amount,
+            "payment_intent": refund.payment.stripe_payment_intent_id,
+            "metadata": {"refund_id": str(refund.id)}, **extra}
+
+
+def _stripe_refunded(base_url: str, payment: Payment) -> int:
+    intent = stripe_admin(base_url).v1.payment_intents.retrieve(payment.stripe_payment_intent_id)
+    return sum(c["amount_refunded"] for c in intent.to_dict()["charges"]["data"])
+
+
+def test_partial_then_full_refund_never_more_than_captured(paid, reservation, stripe_local):
     first = payment_refund(payment=paid, amount=5000, reason="goodwill", actor="staff:alice", idempotency_key="r-1")
     paid.refresh_from_db()
     assert (first.status, paid.status, paid.refunded_amount) == (
@@ -32,7 +63,7 @@ def test_partial_then_full_refund_never_more_than_captured(paid, reservation):
     paid.refresh_from_db()
     assert rest.amount == paid.amount - 5000
     assert (paid.status, paid.refunded_amount) == (PaymentStatus.REFUNDED, paid.amount)
-    assert reservation.events.filter(actor="staff:alice").count() == 2
+    assert _stripe_refunded(stripe_local, paid) == paid.amount
     with pytest.raises(RefundNotAllowed):
         payment_refund(payment=paid, amount=1, reason="more", actor="staff:alice", idempotency_key="r-4")
 
@@ -49,63 +80,156 @@ def test_a_repeated_refund_key_refunds_once(paid):
     assert paid.refunded_amount == 3000
 
 
-def test_a_refund_interrupted_by_stripe_being_down_resumes_with_the_same_key(paid, settings, stripe_local):
-    from tests.support.servers import closed_port
-    from tests.support.stripe_proxy import StripeProxy
-
+def test_a_pending_refund_counts_against_what_may_still_be_refunded(paid, settings):
+    """While a refund is on its way (Stripe down), a second one for the whole amount is refused."""
     settings.STRIPE_API_BASE = f"http://127.0.0.1:{closed_port()}"
-    with pytest.raises(Exception, match="temporarily unavailable"):
-        payment_refund(payment=paid, amount=None, reason="x", actor="system", idempotency_key="resume")
-    pending = paid.refunds.get()
+    pending = payment_refund(payment=paid, amount=paid.amount - 100, reason="x", actor="system", idempotency_key="a")
     assert pending.status == RefundStatus.PENDING
 
-    with StripeProxy(stripe_local) as seen:
-        settings.STRIPE_API_BASE = seen.url
-        done = payment_refund(payment=paid, amount=None, reason="x", actor="system", idempotency_key="resume")
-
-    assert done.pk == pending.pk
-    assert done.status == RefundStatus.SUCCEEDED
-    assert [s.idempotency_key for s in seen.seen if s.path == "/v1/refunds"] == [f"refund:{pending.id}"]
+    with pytest.raises(RefundExceedsCaptured):
+        payment_refund(payment=paid, amount=paid.amount, reason="y", actor="system", idempotency_key="b")
+    assert payment_refund(payment=paid, amount=100, reason="y", actor="system", idempotency_key="c").amount == 100
 
 
-def test_cancel_paid_refunds_and_asks_the_supplier_to_cancel(paid, reservation):
-    reservation.refresh_from_db()
-    assert reservation.supplier_status == SupplierStatus.PENDING
+def test_a_refund_written_while_stripe_is_down_is_sent_by_its_event_with_the_same_key(paid, settings, stripe_local,
+                                                                                      strict_stripe):
+    settings.STRIPE_API_BASE = f"http://127.0.0.1:{closed_port()}"
+    pending = payment_refund(payment=paid, amount=None, reason="x", actor="system", idempotency_key="resume")
+    assert pending.status == RefundStatus.PENDING
+    assert OutboxEvent.objects.get(topic="payment.refund").last_error.startswith("refund: Stripe unavailable")
 
-    cancelled = reservation_cancel_paid(reservation_id=reservation.id, actor="customer", reason="plans changed",
-                                        expected_version=reservation.version)
+    settings.STRIPE_API_BASE = stripe_local
+    drain_all()
 
-    assert cancelled.status == ReservationStatus.CANCELLED
+    pending.refresh_from_db()
+    assert pending.status == RefundStatus.SUCCEEDED
+    assert [s.idempotency_key for s in strict_stripe.seen("POST", "/v1/refunds")] == [f"refund:{pending.id}"]
+    assert _stripe_refunded(stripe_local, paid) == paid.amount
+
+
+def test_a_refund_stripe_reports_pending_waits_for_the_webhook(paid, strict_stripe, client: Client):
+    strict_stripe.refund_status = "pending"
+    refund = payment_refund(payment=paid, amount=None, reason="x", actor="system", idempotency_key="slow-bank")
+    assert (refund.status, refund.stripe_refund_id.startswith("re_")) == (RefundStatus.PENDING, True)
     paid.refresh_from_db()
+    assert (paid.status, paid.refunded_amount) == (PaymentStatus.SUCCEEDED, 0)
+
+    update = event("refund.updated", _refund_object(refund, status="succeeded"))
+    assert post_event(client, update).status_code == 200
+    assert post_event(client, update).status_code == 200  # a duplicate changes nothing
+
+    refund.refresh_from_db()
+    paid.refresh_from_db()
+    assert refund.status == RefundStatus.SUCCEEDED
     assert (paid.status, paid.refunded_amount) == (PaymentStatus.REFUNDED, paid.amount)
-    event = OutboxEvent.objects.get(topic="supplier.cancel")
-    assert (event.dedup_key, event.payload) == (f"supplier.cancel:{reservation.id}",
-                                                 {"reservation_id": str(reservation.id)})
+    assert paid.reservation.events.filter(reason__startswith="refund succeeded").count() == 1
 
 
-def test_cancel_paid_through_the_api(api, paid, reservation):
-    response = api.post(f"/api/v1/reservations/{reservation.id}/cancel/", {}, format="json")
-    assert response.status_code == 200, response.content
-    assert response.json()["status"] == "CANCELLED"
-    assert response.json()["payment"]["status"] == "REFUNDED"
+def test_a_refund_stripe_reports_failed_alerts_staff_and_waits_for_them(paid, strict_stripe, alerting):
+    strict_stripe.refund_status = "failed"
+
+    refund = payment_refund(payment=paid, amount=None, reason="cancelled", actor="system", idempotency_key="f-1")
+
+    assert refund.status == RefundStatus.FAILED
+    assert list(refunds_needing_attention()) == [refund]
+    paid.refresh_from_db()
+    assert (paid.status, paid.refunded_amount) == (PaymentStatus.SUCCEEDED, 0)
+    drain_all()
+    assert any("Refund failed" in mail.subject for mail in alerting)
 
 
-def test_cancel_paid_with_a_stale_version_refunds_nothing(paid, reservation):
+def test_a_refund_stripe_refuses_is_failed_and_never_blocks_anything(paid, stripe_local, alerting):
+    # Refunded in the Dashboard meanwhile: Stripe refuses ours (charge_already_refunded).
+    stripe_admin(stripe_local).v1.refunds.create(params={"payment_intent": paid.stripe_payment_intent_id})
+
+    refund = payment_refund(payment=paid, amount=None, reason="cancelled", actor="system", idempotency_key="dup")
+
+    assert refund.status == RefundStatus.FAILED
+    assert "already been refunded" in refund.failure_message
+    assert refund.needs_attention
+
+
+def test_a_refund_that_fails_after_it_succeeded_gives_the_money_back_to_the_payment(paid, client, alerting):
+    refund = payment_refund(payment=paid, amount=None, reason="x", actor="system", idempotency_key="late-fail")
+    paid.refresh_from_db()
+    assert paid.status == PaymentStatus.REFUNDED
+
+    failed = event("refund.failed", _refund_object(refund, status="failed", failure_reason="expired_or_canceled_card"))
+    assert post_event(client, failed).status_code == 200
+
+    refund.refresh_from_db()
+    paid.refresh_from_db()
+    assert (refund.status, refund.failure_message) == (RefundStatus.FAILED, "expired_or_canceled_card")
+    assert (paid.status, paid.refunded_amount) == (PaymentStatus.SUCCEEDED, 0)
+    assert refund.needs_attention
+
+
+def test_staff_retry_sends_a_new_refund_under_a_new_key(paid, strict_stripe):
+    strict_stripe.refund_status = "failed"
+    failed = payment_refund(payment=paid, amount=None, reason="x", actor="system", idempotency_key="retry-me")
+    strict_stripe.refund_status = None
+
+    retried = refund_retry(refund=failed, actor="staff:alice", expected_version=failed.version)
+
+    failed.refresh_from_db()
+    paid.refresh_from_db()
+    assert (failed.resolution, failed.resolved_by) == (RefundResolution.RETRIED, "staff:alice")
+    assert (retried.status, retried.retry_of_id, retried.amount) == (RefundStatus.SUCCEEDED, failed.pk, failed.amount)
+    keys = [s.idempotency_key for s in strict_stripe.seen("POST", "/v1/refunds")]
+    assert keys == [f"refund:{failed.id}", f"refund:{retried.id}"]
+    assert paid.status == PaymentStatus.REFUNDED
+    assert list(refunds_needing_attention()) == []
+    assert paid.reservation.events.filter(actor="staff:alice").exists()
+
+
+def test_staff_record_a_refund_made_outside_stripe_with_a_reason(paid, strict_stripe):
+    strict_stripe.refund_status = "failed"
+    failed = payment_refund(payment=paid, amount=None, reason="x", actor="system", idempotency_key="bank")
+
+    with pytest.raises(Exception, match="reason is required"):
+        refund_record_external(refund=failed, actor="staff:bob", reason="  ")
+    external = refund_record_external(refund=failed, actor="staff:bob", reason="bank transfer", reference="TRX-1")
+
+    paid.refresh_from_db()
+    failed.refresh_from_db()
+    assert (external.method, external.status, external.external_reference) == (
+        RefundMethod.EXTERNAL, RefundStatus.SUCCEEDED, "TRX-1")
+    assert failed.resolution == RefundResolution.RECORDED_EXTERNAL
+    assert (paid.status, paid.refunded_amount) == (PaymentStatus.REFUNDED, paid.amount)
+    with pytest.raises(Exception, match="nothing to do"):
+        refund_retry(refund=failed, actor="staff:bob")
+
+
+def test_staff_actions_refuse_a_stale_version(paid, strict_stripe):
     from common.exceptions import VersionConflict
 
+    strict_stripe.refund_status = "failed"
+    failed = payment_refund(payment=paid, amount=None, reason="x", actor="system", idempotency_key="stale")
+
     with pytest.raises(VersionConflict):
-        reservation_cancel_paid(reservation_id=reservation.id, actor="staff:bob", reason="x", expected_version=1)
-    paid.refresh_from_db()
-    assert paid.status == PaymentStatus.SUCCEEDED
-    assert not paid.refunds.exists()
+        refund_retry(refund=failed, actor="staff:alice", expected_version=failed.version - 1)
+    assert failed.retries.count() == 0
 
 
-def test_cancel_open_intent_cancels_a_payment_waiting_for_authentication(api, reservation, stripe_local):
-    pm = create_payment_method(stripe_local, REQUIRES_3DS)
-    assert pay(api, reservation, key=new_key(), payment_method=pm).status_code == 202
+def test_the_reconciler_asks_stripe_about_a_refund_whose_webhook_never_came(paid, strict_stripe, stripe_local):
+    strict_stripe.refund_status = "pending"
+    refund = payment_refund(payment=paid, amount=None, reason="x", actor="system", idempotency_key="lost-webhook")
+    strict_stripe.refund_status = None  # localstripe reports it succeeded when asked
+    type(refund).objects.filter(pk=refund.pk).update(updated_at=timezone.now() - dt.timedelta(hours=1))
 
-    assert payment_cancel_open_intent(reservation=reservation) == 1
+    payments_reconcile()
 
-    payment = Payment.objects.get(reservation=reservation)
-    assert payment.status == PaymentStatus.CANCELED
-    assert payment.in_flight_for is None
+    refund.refresh_from_db()
+    assert refund.status == RefundStatus.SUCCEEDED
+    assert strict_stripe.seen("GET", f"/v1/refunds/{refund.stripe_refund_id}")
+
+
+def test_refund_record_decides_once_per_key(paid):
+    with transaction.atomic():
+        payment, reservation = payment_lock_with_reservation(payment_id=paid.pk)
+        first = refund_record(payment=payment, reservation=reservation, amount=100, reason="x", actor="a",
+                              idempotency_key="k")
+        again = refund_record(payment=payment, reservation=reservation, amount=100, reason="x", actor="a",
+                              idempotency_key="k")
+    assert first.pk == again.pk
+    assert OutboxEvent.objects.filter(topic="payment.refund").count() == 1

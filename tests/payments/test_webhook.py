@@ -3,12 +3,13 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from common import faults
 from outbox.models import OutboxEvent
-from payments import faults
 from payments.models import Payment, PaymentStatus, StripeEvent, StripeEventStatus
 from payments.services import stripe_event_reprocess
 from reservations.models import ReservationStatus, SupplierStatus
 from tests.factories import ReservationFactory
+from tests.outbox.conftest import drain_all
 from tests.payments.conftest import intents_for, new_key, pay
 from tests.payments.factories import PaymentFactory
 from tests.support.stripe_events import encode, event, intent_event, post_event, signature_header
@@ -279,6 +280,8 @@ def test_late_success_for_an_expired_reservation_is_refunded_not_revived(api, cu
     response = post_event(stripe_client, intent_event("payment_intent.succeeded", payment, status="succeeded"))
 
     assert response.status_code == 200
+    assert payment.refunds.get().status == "PENDING"  # decided with the success, sent by the outbox
+    drain_all()
     payment.refresh_from_db()
     reservation.refresh_from_db()
     assert reservation.status == ReservationStatus.EXPIRED
@@ -298,3 +301,55 @@ def test_an_intent_of_another_integration_with_a_non_uuid_payment_id_is_acknowle
 
     assert response.status_code == 200
     assert StripeEvent.objects.get().status == StripeEventStatus.IGNORED
+
+
+def test_a_full_refund_reported_before_the_success_books_nothing(stripe_client, attempt, reservation):
+    """Out of order: charge.refunded (all of it) arrives before payment_intent.succeeded. The
+    money is back with the customer; the reservation must not be paid nor booked."""
+    post_event(stripe_client, event("charge.refunded", _charge(attempt, amount_refunded=attempt.amount)))
+    attempt.refresh_from_db()
+    assert (attempt.status, attempt.refunded_amount, attempt.in_flight_for) == (
+        PaymentStatus.REFUNDED, attempt.amount, None)
+
+    post_event(stripe_client, intent_event("payment_intent.succeeded", attempt, status="succeeded"))
+
+    attempt.refresh_from_db()
+    reservation.refresh_from_db()
+    assert attempt.status == PaymentStatus.REFUNDED
+    assert reservation.status == ReservationStatus.PENDING_PAYMENT
+    assert not OutboxEvent.objects.filter(topic="supplier.book").exists()
+
+
+def test_a_partial_refund_reported_before_the_success_still_books(stripe_client, attempt, reservation):
+    post_event(stripe_client, event("charge.refunded", _charge(attempt, amount_refunded=100)))
+    post_event(stripe_client, intent_event("payment_intent.succeeded", attempt, status="succeeded"))
+
+    reservation.refresh_from_db()
+    assert reservation.status == ReservationStatus.PAID
+
+
+def test_a_redelivered_dispute_is_applied_once(stripe_client, reservation, alerting):
+    """The inbox's duplicate check, on an event the state machine would not hide: a second
+    application would write a second timeline entry and a second alert."""
+    paid = PaymentFactory(reservation=reservation, status=PaymentStatus.SUCCEEDED)
+    dispute = event("charge.dispute.created", {"id": "dp_1", "object": "dispute", "charge": paid.stripe_charge_id,
+                                               "amount": paid.amount, "reason": "fraudulent"})
+
+    assert post_event(stripe_client, dispute).status_code == 200
+    assert post_event(stripe_client, dispute).status_code == 200
+
+    assert reservation.events.filter(reason="dispute opened").count() == 1
+    assert StripeEvent.objects.get().attempts == 1
+
+
+@pytest.mark.parametrize(("age_seconds", "accepted"), [(299, True), (301, False)])
+def test_a_signature_older_than_the_tolerance_is_refused(stripe_client, attempt, age_seconds, accepted):
+    import time
+
+    body = encode(intent_event("payment_intent.succeeded", attempt, status="succeeded"))
+    old = signature_header(body, timestamp=int(time.time()) - age_seconds)
+
+    response = post_event(stripe_client, body, signature=old)
+
+    assert response.status_code == (200 if accepted else 400)
+    assert StripeEvent.objects.exists() is accepted

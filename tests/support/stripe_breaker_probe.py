@@ -24,7 +24,7 @@ def main() -> int:
         gateway.payment_intent_retrieve(intent_id="pi_probe_does_not_exist")
         outcome = {"outcome": "ok"}
     except gateway.StripeUnavailable as exc:
-        outcome = {"outcome": "unavailable", "reason": exc.reason, "call_made": exc.call_made}
+        outcome = {"outcome": "unavailable", "reason": exc.reason, "reached": exc.reached}
     except gateway.StripeRequestRejected as exc:
         outcome = {"outcome": "rejected", "http_status": exc.http_status}
     outcome["breaker"] = gateway.stripe_breaker().current_state

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
@@ -80,19 +79,14 @@ class Command(BaseCommand):
 
     def _charge(self, *, reservation: Reservation) -> tuple[str, str]:
         """A real PaymentIntent in the configured Stripe (the local one under `make run`)."""
-        import stripe
-
         from payments import gateway
 
         try:
-            client = stripe.StripeClient(settings.STRIPE_API_KEY, base_addresses={"api": settings.STRIPE_API_BASE})
-            method = client.v1.payment_methods.create(params={
-                "type": "card", "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2034,
-                                         "cvc": "123"}})
+            # Stripe's test PaymentMethod (a Visa card), known to Stripe in test mode and to localstripe.
             intent = gateway.payment_intent_create(
-                amount=reservation.amount, currency=reservation.currency, payment_method=method.id,
+                amount=reservation.amount, currency=reservation.currency, payment_method="pm_card_visa",
                 metadata={"reservation_id": str(reservation.id)}, idempotency_key=f"seed-backoffice:{reservation.id}")
-        except (stripe.StripeError, gateway.GatewayError) as exc:
+        except gateway.GatewayError as exc:
             self.stderr.write(f"Stripe not reachable ({type(exc).__name__}): the demo payment uses a placeholder "
                               "intent, so cancel and refund cannot work for it. Run this while `make run` is up.")
             return f"pi_demo_{uuid.uuid4().hex[:16]}", ""
@@ -116,10 +110,10 @@ class Command(BaseCommand):
                                                                        "expires_at": None})
             errors = [{"attempt": n, "at": (now - dt.timedelta(minutes=6 - n)).isoformat(), "error": SUPPLIER_ERROR}
                       for n in range(1, 6)]
-            event = OutboxEvent.objects.create(
-                topic="supplier.book", dedup_key=f"supplier.book:{reservation.id}", reservation=reservation,
-                payload={"reservation_id": str(reservation.id)}, status=OutboxStatus.DEAD, attempts=5,
-                available_at=now, last_error=SUPPLIER_ERROR, errors=errors)
+            # The PAID transition queued the booking (suppliers' hook); it died against the offline supplier.
+            OutboxEvent.objects.filter(dedup_key=f"supplier.book:{reservation.id}").update(
+                status=OutboxStatus.DEAD, attempts=5, available_at=now, last_error=SUPPLIER_ERROR, errors=errors)
+            event = OutboxEvent.objects.get(dedup_key=f"supplier.book:{reservation.id}")
             for entry in errors:
                 SupplierRequest.objects.create(
                     reservation=reservation, supplier=product.supplier, outbox_event_id=event.id, operation="book",

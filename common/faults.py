@@ -1,8 +1,10 @@
-"""Named points inside our transactions where a test can cause a real failure.
+"""Named points in the money lifecycle where a test can cause a real failure.
 
 Tests set `hook` to a function that, for example, runs `KILL CONNECTION` on Django's own
 database connection at "pay.apply" — the only reliable way to lose the connection at an
-exact point of a real transaction. In production `hook` is None and this costs nothing."""
+exact point of a real transaction — or SIGKILLs its own process between two steps
+("cancel.decided", "outbox.claimed:<topic>", "outbox.performed:<topic>"). In production
+`hook` is None and this costs nothing."""
 
 from __future__ import annotations
 
