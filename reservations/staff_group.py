@@ -28,6 +28,8 @@ PERMISSIONS = [
     ("suppliers", "view_supplierrequest"),
     ("payments", "view_payment"),
     ("payments", "view_refund"),
+    ("payments", "view_refundneedingattention"),
+    ("payments", "resolve_refund"),  # retry a failed refund, record one made outside Stripe
     ("payments", "view_stripeevent"),
     ("payments", "change_stripeevent"),  # re-process FAILED events (the admin is read-only)
     ("outbox", "view_outboxevent"),

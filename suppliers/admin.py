@@ -135,7 +135,8 @@ class SupplierAdmin(admin.ModelAdmin):
 class ProductForm(_VersionedModelForm):
     class Meta:
         model = Product
-        fields = ("supplier", "code", "name", "unit_amount", "currency", "daily_capacity", "active")
+        fields = ("supplier", "code", "name", "unit_amount", "currency", "daily_capacity", "cancellation_cutoff_hours",
+                  "active")
 
 
 @admin.register(Product)
@@ -145,7 +146,8 @@ class ProductAdmin(admin.ModelAdmin):
     list_filter = ("active", ("supplier", admin.RelatedOnlyFieldListFilter))
     search_fields = ("code", "name")
     list_select_related = ("supplier",)
-    fields = ("supplier", "code", "name", "unit_amount", "currency", "daily_capacity", "active", "loaded_version")
+    fields = ("supplier", "code", "name", "unit_amount", "currency", "daily_capacity", "cancellation_cutoff_hours",
+              "active", "loaded_version")
 
     @admin.display(description="unit price", ordering="unit_amount")
     def price(self, obj: Product) -> str:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.core.validators import URLValidator
 from rest_framework import serializers
 
 
@@ -7,9 +8,9 @@ class PayInputSerializer(serializers.Serializer):
     payment_method = serializers.RegexField(r"^(pm|card|src)_[A-Za-z0-9_]+$", max_length=255,
                                             help_text="A Stripe PaymentMethod id, e.g. pm_card_visa.")
     return_url = serializers.URLField(
-        required=False, allow_blank=False, max_length=2000,
-        help_text="Where the customer comes back after a redirect-based payment method (B7). Without it, "
-                  "only methods that need no redirect are offered.")
+        required=False, allow_blank=False, max_length=2000, validators=[URLValidator(schemes=["https", "http"])],
+        help_text="An https (or http) URL where the customer comes back after a redirect-based payment method. "
+                  "Without it, only methods that need no redirect are offered.")
 
 
 class CancelInputSerializer(serializers.Serializer):

@@ -39,6 +39,7 @@ def test_the_group_holds_the_least_privileges_of_the_daily_work(db):
         "reservations.cancel_refund_reservation",
         "suppliers.view_supplier", "suppliers.view_product", "suppliers.view_supplierrequest",
         "payments.view_payment", "payments.view_refund", "payments.view_stripeevent", "payments.change_stripeevent",
+        "payments.view_refundneedingattention", "payments.resolve_refund",
         "outbox.view_outboxevent", "outbox.view_deadletter", "outbox.change_deadletter",
     }
 

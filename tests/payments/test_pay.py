@@ -150,3 +150,59 @@ def test_card_needing_authentication_answers_202_with_client_secret(api, reserva
     other = pay(api, reservation, key=new_key(), payment_method=create_payment_method(stripe_local))
     assert other.status_code == 409
     assert other.json()["code"] == "payment_in_progress"
+
+
+def test_pay_sends_what_production_stripe_accepts_without_a_return_url(api, reservation, visa, strict_stripe,
+                                                                      settings):
+    """B7: the strict stand-in refuses confirm=true without return_url unless redirect methods are
+    ruled out; the request also carries the pinned API version."""
+    assert pay(api, reservation, key=new_key(), payment_method=visa).status_code == 200
+
+    [create] = strict_stripe.intent_creates()
+    assert create.params["automatic_payment_methods[enabled]"] == "true"
+    assert create.params["automatic_payment_methods[allow_redirects]"] == "never"
+    assert "return_url" not in create.params
+    assert create.stripe_version == settings.STRIPE_API_VERSION
+
+
+def test_with_a_return_url_redirect_methods_are_offered_and_202_carries_the_redirect(api, reservation,
+                                                                                    stripe_local, strict_stripe):
+    from tests.payments.conftest import REQUIRES_3DS
+
+    pm = create_payment_method(stripe_local, REQUIRES_3DS)
+    response = api.post(f"/api/v1/reservations/{reservation.id}/pay/",
+                        {"payment_method": pm, "return_url": "https://shop.example/back"}, format="json",
+                        HTTP_IDEMPOTENCY_KEY=new_key())
+
+    assert response.status_code == 202, response.content
+    payment = response.json()["payment"]
+    assert payment["status"] == "REQUIRES_ACTION"
+    assert payment["client_secret"]
+    assert payment["next_action"]["type"] == "redirect_to_url"
+    assert payment["next_action"]["redirect_to_url"]["return_url"] == "https://shop.example/back"
+    [create] = strict_stripe.intent_creates()
+    assert create.params["return_url"] == "https://shop.example/back"
+    assert create.params["automatic_payment_methods[allow_redirects]"] == "always"
+
+
+def test_a_request_production_stripe_refuses_fails_against_the_stand_in(stripe_local):
+    """The stand-in is strict: the create we used to send (confirm=true, no automatic payment
+    methods choice, no return_url) is refused as production Stripe refuses it."""
+    from tests.payments.conftest import stripe_admin
+
+    admin = stripe_admin(stripe_local)
+    with pytest.raises(Exception, match="return_url"):
+        admin.v1.payment_intents.create(params={"amount": 1000, "currency": "eur", "payment_method": "pm_card_visa",
+                                                "confirm": True})
+    with pytest.raises(Exception, match="confirm=true"):
+        admin.v1.payment_intents.create(params={"amount": 1000, "currency": "eur", "payment_method": "pm_card_visa",
+                                                "return_url": "https://x.example"})
+
+
+@pytest.mark.parametrize("return_url", ["not a url", "ftp://example.com/x", "https://" + "a" * 2000 + ".com"])
+def test_an_invalid_return_url_is_a_400(api, reservation, visa, return_url):
+    response = api.post(f"/api/v1/reservations/{reservation.id}/pay/", {"payment_method": visa,
+                                                                        "return_url": return_url},
+                        format="json", HTTP_IDEMPOTENCY_KEY=new_key())
+    assert response.status_code == 400
+    assert "return_url" in response.json()["errors"]
