@@ -38,13 +38,12 @@ from reservations.services import reservation_record_event
 logger = logging.getLogger("reserve.payments")
 
 SEARCH_SETTLED_SECONDS = 180
-# failure_code of attempts closed without a charge; a retry with the same customer key starts
-# a new attempt (the old one provably took no money).
+# failure_code of attempts closed (CANCELED) without a charge. A retry with the same customer
+# key starts a new attempt: a CANCELED attempt provably took no money.
 NOT_SENT = "not_sent"
 NO_CHARGE_FOUND = "no_charge_found"
 PROVIDER_MISCONFIGURED = "provider_misconfigured"
 PAYMENT_METHOD_UNUSABLE = "payment_method_unusable"
-CLOSED_WITHOUT_CHARGE = frozenset({NOT_SENT, NO_CHARGE_FOUND, PROVIDER_MISCONFIGURED})
 
 
 def attempt_params(payment: Payment) -> dict[str, Any]:

@@ -40,7 +40,6 @@ from payments.exceptions import (
 )
 from payments.models import Payment, PaymentStatus
 from payments.services.lookup import (
-    CLOSED_WITHOUT_CHARGE,
     NOT_SENT,
     PAYMENT_METHOD_UNUSABLE,
     PROVIDER_MISCONFIGURED,
@@ -87,9 +86,9 @@ def _pay_begin(*, reservation_id: uuid.UUID | str, payment_method: str, attempt_
         reservation = reservation_get_locked(reservation_id=reservation_id)
         own = (Payment.objects.filter(reservation=reservation, attempt_key=attempt_key)
                .order_by("-created_at").first())
-        if own is not None and not (own.status == PaymentStatus.CANCELED
-                                    and own.failure_code in CLOSED_WITHOUT_CHARGE):
+        if own is not None and own.status != PaymentStatus.CANCELED:
             return own  # this key's attempt: continue it, or report where it stands
+        # (A CANCELED attempt took no money: the same key may start afresh.)
         if reservation.status != ReservationStatus.PENDING_PAYMENT:
             raise InvalidState(f"A reservation in status {reservation.status} cannot be paid.",
                                extra={"current_status": reservation.status})
@@ -140,7 +139,7 @@ def _begin(*, reservation_id: uuid.UUID | str, payment_method: str, attempt_key:
     return begun
 
 
-def _settled(payment: Payment, respond: PayResponder | None = None) -> PayOutcome:
+def _settled(payment: Payment) -> PayOutcome:
     """Where a known attempt stands, as the pay answer."""
     reservation = Reservation.objects.get(pk=payment.reservation_id)
     if payment.status == PaymentStatus.SUCCEEDED:
@@ -149,8 +148,6 @@ def _settled(payment: Payment, respond: PayResponder | None = None) -> PayOutcom
         return PayOutcome(reservation=reservation, payment=payment, http_status=202)
     if payment.status == PaymentStatus.FAILED:
         raise PaymentDeclined(payment.failure_message or None, code=payment.failure_code or "card_declined")
-    if payment.status == PaymentStatus.CANCELED and payment.failure_code == PAYMENT_METHOD_UNUSABLE:
-        raise PaymentMethodRejected(payment.failure_message)
     # Captured, then refunded or disputed; or cancelled: this attempt is over.
     raise InvalidState(f"This payment attempt is {payment.status}.", extra={"payment_status": payment.status,
                                                                            "current_status": reservation.status})
