@@ -99,8 +99,10 @@ def outbox_claim_due(*, worker: str, limit: int = 10, event_id: uuid.UUID | str 
 
 def _lease_expiries(event: OutboxEvent) -> int:
     """Expired leases among the attempts since the event was last (re)armed: every earlier
-    attempt left exactly one history entry (a replay resets attempts, not the history)."""
-    earlier = event.errors[-(event.attempts - 1):] if event.attempts > 1 else []
+    attempt left exactly one history entry besides the deferrals, which are no attempts (a
+    replay resets attempts, not the history)."""
+    attempts = [entry for entry in event.errors if not entry.get("deferred")]
+    earlier = attempts[-(event.attempts - 1):] if event.attempts > 1 else []
     return sum(1 for entry in earlier if str(entry.get("error", "")).startswith(LEASE_EXPIRED))
 
 
@@ -198,11 +200,26 @@ def _finish(*, event: OutboxEvent, verdict: Verdict, policy: RetryPolicy) -> str
         return _record(locked, verdict, policy, handler)
 
 
+def _deferral(event: OutboxEvent, verdict: Verdict, now: dt.datetime) -> dict[str, Any]:
+    """The fields of a deferred event: due again after the handler's delay, with the attempt
+    its claim counted given back. Consecutive deferrals share one history entry (a breaker
+    may stay open for a long time), so they never push real attempts out of the history."""
+    retry_at = now + dt.timedelta(seconds=max(verdict.delay_seconds, MIN_SLEEP_SECONDS))
+    history = list(event.errors)
+    times = history.pop()["deferred"] + 1 if history and history[-1].get("deferred") else 1
+    history.append({"attempt": event.attempts, "at": now.isoformat(), "error": f"deferred: {verdict.error}",
+                    "deferred": times, "retry_at": retry_at.isoformat()})
+    return {"status": OutboxStatus.PENDING, "attempts": max(event.attempts - 1, 0), "available_at": retry_at,
+            "errors": history[-MAX_ERROR_HISTORY:], "last_error": verdict.error}
+
+
 def _record(event: OutboxEvent, verdict: Verdict, policy: RetryPolicy, handler: Any) -> str:
     now = timezone.now()
     fields: dict[str, Any] = {"locked_until": None, "locked_by": ""}
     kind = verdict.kind
-    if kind is not VerdictKind.DELIVERED:
+    if kind is VerdictKind.DEFER:
+        fields.update(_deferral(event, verdict, now))
+    elif kind is not VerdictKind.DELIVERED:
         event.errors = [*event.errors, {"attempt": event.attempts, "at": now.isoformat(), "error": verdict.error}]
         fields.update(errors=event.errors[-MAX_ERROR_HISTORY:], last_error=verdict.error)
         if kind is VerdictKind.RETRY and policy.exhausted(event.attempts):
@@ -212,7 +229,7 @@ def _record(event: OutboxEvent, verdict: Verdict, policy: RetryPolicy, handler: 
     elif kind is VerdictKind.RETRY:
         fields.update(status=OutboxStatus.PENDING, available_at=now + policy.delay(event.attempts))
         fields["errors"][-1]["retry_at"] = fields["available_at"].isoformat()
-    else:
+    elif kind is VerdictKind.DEAD:
         fields.update(status=OutboxStatus.DEAD)
     OutboxEvent.objects.filter(pk=event.pk, version=event.version).update(version=F("version") + 1, **fields)
     for name, value in fields.items():
@@ -238,14 +255,25 @@ class DrainStats:
     dead: int = 0
     stale: int = 0
     failed: int = 0  # raised: left to its lease
+    deferred: int = 0  # refused before any call (breaker open): not an attempt
+
+    FIELDS = ("delivered", "retried", "dead", "stale", "failed", "deferred")
 
     def count(self, outcome: str) -> None:
-        name = {"delivered": "delivered", "retry": "retried", "dead": "dead"}.get(outcome, "stale")
+        name = {"delivered": "delivered", "retry": "retried", "dead": "dead", "defer": "deferred"}.get(outcome,
+                                                                                                       "stale")
         setattr(self, name, getattr(self, name) + 1)
+
+    def add(self, other: DrainStats) -> None:
+        for name in self.FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.FIELDS}
 
     @property
     def total(self) -> int:
-        return self.delivered + self.retried + self.dead + self.stale + self.failed
+        return sum(getattr(self, name) for name in self.FIELDS)
 
 
 def outbox_drain_once(*, worker: str | None = None, limit: int = 10, stop_at: float | None = None) -> DrainStats:
@@ -317,8 +345,7 @@ def outbox_drain(*, duration_seconds: float, limit: int = 10) -> DrainStats:
             logger.exception("outbox drain round failed; retrying")
             time.sleep(min(IDLE_POLL_SECONDS, max(deadline - time.monotonic(), 0)))
             continue
-        for name in ("delivered", "retried", "dead", "stale", "failed"):
-            setattr(total, name, getattr(total, name) + getattr(batch, name))
+        total.add(batch)
         if batch.total:
             continue
         time.sleep(min(outbox_next_wakeup(now=timezone.now()), max(deadline - time.monotonic(), 0)))

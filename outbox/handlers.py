@@ -17,6 +17,7 @@ class VerdictKind(enum.StrEnum):
     DELIVERED = "delivered"
     RETRY = "retry"  # retried per the RetryPolicy, dead when it is exhausted
     DEAD = "dead"  # retrying cannot help
+    DEFER = "defer"  # no call left this process: due again later, the attempt given back
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Verdict:
     kind: VerdictKind
     error: str = ""
     note: str = ""
+    delay_seconds: float = 0  # DEFER only: when to look again
 
     @classmethod
     def delivered(cls, note: str = "") -> Verdict:
@@ -36,6 +38,13 @@ class Verdict:
     @classmethod
     def dead(cls, error: str) -> Verdict:
         return cls(VerdictKind.DEAD, error=error)
+
+    @classmethod
+    def defer(cls, *, seconds: float, reason: str) -> Verdict:
+        """Nothing reached the outside world (an open circuit breaker refused the call): due
+        again in `seconds`, and the attempt is given back. It never counts toward
+        OUTBOX_MAX_ATTEMPTS and never dead-letters: only calls that may have arrived do."""
+        return cls(VerdictKind.DEFER, error=reason, delay_seconds=seconds)
 
 
 @dataclass(frozen=True)

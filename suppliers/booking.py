@@ -61,6 +61,13 @@ def _audit(*, reservation: Reservation, event: OutboxEvent, result: SupplierResu
     )
 
 
+def _deferred(result: SupplierResult) -> Verdict:
+    """The supplier's open breaker refused the call, so it never left: ask again when the
+    breaker lets calls through, without spending one of the event's attempts on it (a
+    flapping supplier must not use up attempts while nothing can reach it)."""
+    return Verdict.defer(seconds=result.retry_after_seconds, reason=result.error)
+
+
 class SupplierBookHandler:
     def perform(self, event: OutboxEvent) -> SupplierResult | Skipped:
         reservation = _reservation(event)
@@ -87,6 +94,8 @@ class SupplierBookHandler:
     def apply(self, event: OutboxEvent, result: SupplierResult | Skipped) -> Verdict:
         if isinstance(result, Skipped):
             return Verdict.delivered(result.note)
+        if not result.call_made:
+            return _deferred(result)
         reservation = reservation_get_locked(reservation_id=event.payload["reservation_id"])
         outcome = result.outcome
         if outcome in (SupplierOutcome.CONFIRMED, SupplierOutcome.ON_REQUEST):
@@ -193,6 +202,8 @@ class SupplierCancelHandler:
     def apply(self, event: OutboxEvent, result: SupplierResult | Skipped) -> Verdict:
         if isinstance(result, Skipped):
             return Verdict.delivered(result.note)
+        if not result.call_made:
+            return _deferred(result)
         if result.outcome is SupplierOutcome.RETRYABLE:
             return Verdict.retry(result.error)
         if result.outcome is not SupplierOutcome.CANCELLED:

@@ -162,7 +162,7 @@ def test_a_call_the_open_breaker_refused_does_not_count_as_asking_the_supplier(f
     breaker.open()
     reservation = paid_reservation(product)
     try:
-        assert outbox_drain_once().retried == 1
+        assert outbox_drain_once().deferred == 1
     finally:
         breaker.close()
     assert SupplierRequest.objects.get(reservation=reservation).error_code == "breaker_open"
