@@ -23,8 +23,9 @@ from django.db.models import F, Min, Q
 from django.utils import timezone
 
 from common.db import retry_on_deadlock
+from common.locking import lock_rows
 from common.request_context import log_context
-from outbox.handlers import PerformFailed, UnknownTopic, Verdict, VerdictKind, handler_for
+from outbox.handlers import PerformFailed, UnknownTopic, Verdict, VerdictKind, handler_for, handler_lock
 from outbox.models import UNFINISHED, DeadLetter, OutboxEvent, OutboxStatus
 from outbox.policy import RetryPolicy
 
@@ -113,6 +114,8 @@ def _claim(*, worker: str, limit: int, event_id: uuid.UUID | str | None) -> tupl
     policy = RetryPolicy.from_settings()
     with transaction.atomic(durable=True):
         now = timezone.now()
+        # SKIP LOCKED never waits, so claims stand outside the lock order (common/locking.py):
+        # an event another worker is claiming, or a staff action holds, is left for later.
         qs = OutboxEvent.objects.select_for_update(skip_locked=True).filter(_due())
         if event_id is not None:
             qs = qs.filter(pk=event_id)
@@ -171,15 +174,19 @@ def _deliver(*, event: OutboxEvent, policy: RetryPolicy) -> str:
                        policy=policy)
 
 
-def _locked_if_still_ours(event: OutboxEvent) -> OutboxEvent | None:
-    return (OutboxEvent.objects.select_for_update()
-            .filter(pk=event.pk, version=event.version, status=OutboxStatus.IN_FLIGHT).first())
+def _locked_if_still_ours(event: OutboxEvent, handler: Any) -> OutboxEvent | None:
+    """The event row, locked, if our lease still stands. The handler's rows are locked first:
+    the event row comes last in the one lock order (common/locking.py), as in staff retry-now
+    and dead-letter replay, so those never deadlock with a delivery."""
+    handler_lock(handler, event)
+    rows = lock_rows(OutboxEvent.objects.filter(pk=event.pk, version=event.version, status=OutboxStatus.IN_FLIGHT))
+    return rows[0] if rows else None
 
 
 @retry_on_deadlock
 def _apply(*, event: OutboxEvent, handler: Any, result: Any, policy: RetryPolicy) -> str:
     with transaction.atomic(durable=True):
-        locked = _locked_if_still_ours(event)
+        locked = _locked_if_still_ours(event, handler)
         if locked is None:
             logger.warning("outbox result dropped: lease taken over", extra={"event_id": str(event.id)})
             return "stale"
@@ -189,14 +196,14 @@ def _apply(*, event: OutboxEvent, handler: Any, result: Any, policy: RetryPolicy
 
 @retry_on_deadlock
 def _finish(*, event: OutboxEvent, verdict: Verdict, policy: RetryPolicy) -> str:
+    try:
+        handler = handler_for(event.topic)
+    except UnknownTopic:
+        handler = None
     with transaction.atomic(durable=True):
-        locked = _locked_if_still_ours(event)
+        locked = _locked_if_still_ours(event, handler)
         if locked is None:
             return "stale"
-        try:
-            handler = handler_for(locked.topic)
-        except UnknownTopic:
-            handler = None
         return _record(locked, verdict, policy, handler)
 
 

@@ -1,6 +1,8 @@
 """What delivering one topic means. A handler's `perform` talks to the outside world and runs
 outside any transaction; `apply` records the result inside the delivery's transaction, after
-the event row is locked and its version checked, and returns a Verdict."""
+the event row is locked and its version checked, and returns a Verdict. Before the event row
+is locked, the handler's optional `lock` takes the rows its `apply` or `on_dead` will change,
+so that the delivery keeps the one lock order of common/locking.py (the event row last)."""
 
 from __future__ import annotations
 
@@ -57,9 +59,20 @@ class PerformFailed:
 class TopicHandler(Protocol):
     def perform(self, event: OutboxEvent) -> Any: ...
 
+    # Optional: lock, inside the delivery's transaction, the rows that `apply` and `on_dead`
+    # change (e.g. the reservation), before the delivery locks the event row. Default: none.
+    def lock(self, event: OutboxEvent) -> None: ...
+
     def apply(self, event: OutboxEvent, result: Any) -> Verdict: ...
 
     def on_dead(self, event: OutboxEvent, error: str) -> None: ...
+
+
+def handler_lock(handler: TopicHandler | None, event: OutboxEvent) -> None:
+    """Run the handler's `lock` hook, if it has one (notifications change no domain row)."""
+    lock = getattr(handler, "lock", None)
+    if lock is not None:
+        lock(event)
 
 
 # topic -> handler class. Dotted paths keep the outbox free of imports of the apps it serves.

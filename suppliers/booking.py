@@ -15,8 +15,9 @@ from django.db.models import Q
 
 from common.db import retry_on_deadlock
 from common.exceptions import InvalidState, VersionConflict
+from common.locking import lock_rows
 from outbox.handlers import Verdict
-from outbox.models import OutboxEvent, OutboxStatus
+from outbox.models import DeadLetter, DeadLetterStatus, OutboxEvent, OutboxStatus
 from outbox.services import dead_letter_mark_replayed, outbox_enqueue, outbox_event_rearm, staff_alert_enqueue
 from reservations.models import Reservation, ReservationStatus, SupplierStatus
 from reservations.services import (
@@ -61,6 +62,14 @@ def _audit(*, reservation: Reservation, event: OutboxEvent, result: SupplierResu
     )
 
 
+class _LocksTheReservation:
+    """The delivery's `lock` hook: the reservation row before the event row (the one lock
+    order, common/locking.py), since apply and on_dead change the reservation."""
+
+    def lock(self, event: OutboxEvent) -> None:
+        reservation_get_locked(reservation_id=event.payload["reservation_id"])
+
+
 def _deferred(result: SupplierResult) -> Verdict:
     """The supplier's open breaker refused the call, so it never left: ask again when the
     breaker lets calls through, without spending one of the event's attempts on it (a
@@ -93,7 +102,7 @@ def _book_with_key(*, reservation: Reservation, event: OutboxEvent) -> SupplierR
     return result
 
 
-class SupplierBookHandler:
+class SupplierBookHandler(_LocksTheReservation):
     def perform(self, event: OutboxEvent) -> SupplierResult | Skipped:
         reservation = _reservation(event)
         if reservation.status == ReservationStatus.CONFIRMED:
@@ -211,7 +220,7 @@ class CancelAttempt:
     cancel: SupplierResult | None
 
 
-class SupplierCancelHandler:
+class SupplierCancelHandler(_LocksTheReservation):
     def perform(self, event: OutboxEvent) -> CancelAttempt | Skipped:
         reservation = _reservation(event)
         booking_id, lookup = reservation.supplier_booking_id, None
@@ -284,7 +293,7 @@ class SupplierCancelHandler:
                  f"{reservation.code}), cancel it there, then resolve the dead letter.")
 
 
-class RejectionCompensationHandler:
+class RejectionCompensationHandler(_LocksTheReservation):
     """Supplier said no: refund in full, then CANCELLED, then tell the customer (C5)."""
 
     def perform(self, event: OutboxEvent) -> list[str] | Skipped | Verdict:
@@ -355,13 +364,17 @@ def supplier_booking_retry_now(*, reservation: Reservation, actor: str,
         if locked.status != ReservationStatus.CONFIRMED_INTERNAL or locked.supplier_status != SupplierStatus.ON_REQUEST:
             raise InvalidState("Only an ON_REQUEST reservation can be retried with the supplier.",
                                extra={"current_status": locked.status, "supplier_status": locked.supplier_status})
-        event = OutboxEvent.objects.select_for_update().filter(dedup_key=f"supplier.book:{locked.id}").first()
+        # The one lock order (common/locking.py): reservation, dead letters, then the event,
+        # as the delivery does; the event's id is read first, unlocked (it never changes).
+        dedup_key = f"supplier.book:{locked.id}"
+        event_id = OutboxEvent.objects.filter(dedup_key=dedup_key).values_list("pk", flat=True).first()
+        open_letters = lock_rows(DeadLetter.objects.filter(event_id=event_id, status=DeadLetterStatus.OPEN))
+        event = next(iter(lock_rows(OutboxEvent.objects.filter(pk=event_id))), None)
         if event is None:
-            event = outbox_enqueue(topic="supplier.book", dedup_key=f"supplier.book:{locked.id}",
+            event = outbox_enqueue(topic="supplier.book", dedup_key=dedup_key,
                                    payload={"reservation_id": str(locked.id)}, reservation=locked)
-        elif event.status == OutboxStatus.DEAD and event.dead_letters.filter(status="OPEN").exists():
-            dead_letter_mark_replayed(dead_letter=event.dead_letters.filter(status="OPEN").latest("id"),
-                                      actor=actor)
+        elif event.status == OutboxStatus.DEAD and open_letters:
+            dead_letter_mark_replayed(dead_letter=open_letters[-1], actor=actor)
         elif event.status != OutboxStatus.IN_FLIGHT:
             outbox_event_rearm(event=event)
         reservation_set_supplier_status(reservation=locked, supplier_status=SupplierStatus.PENDING, actor=actor,
