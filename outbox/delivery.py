@@ -35,6 +35,7 @@ MAX_ERROR_HISTORY = 50
 IDLE_POLL_SECONDS = 1.0  # bounds the delay of an event whose on-commit enqueue was lost
 MIN_SLEEP_SECONDS = 0.05
 WAITING_STEP_BACK = dt.timedelta(seconds=1)  # re-examined this soon after its predecessor
+MIN_DEFER_SECONDS = 1.0  # a deferred event is never due again at once (no busy loop)
 
 
 def worker_name() -> str:
@@ -82,8 +83,9 @@ def outbox_claim_due(*, worker: str, limit: int = 10, event_id: uuid.UUID | str 
     """Lease up to `limit` due events to `worker`. Rows another worker is claiming right now
     are skipped (SKIP LOCKED) rather than waited for.
 
-    Each claim is one attempt. An expired lease means its attempt never reported (the worker
-    died, or its call outlived the lease): it stays counted, is written into the error
+    Each claim is one attempt (a handler that made no call gives it back: Verdict.defer). An
+    expired lease means its attempt never reported (the worker died, or its call outlived the
+    lease): it stays counted, since that call may have arrived, is written into the error
     history, and once the attempts are spent the event is dead-lettered here instead of
     being called again every lease period forever."""
     policy = RetryPolicy.from_settings()
@@ -211,7 +213,7 @@ def _deferral(event: OutboxEvent, verdict: Verdict, now: dt.datetime) -> dict[st
     """The fields of a deferred event: due again after the handler's delay, with the attempt
     its claim counted given back. Consecutive deferrals share one history entry (a breaker
     may stay open for a long time), so they never push real attempts out of the history."""
-    retry_at = now + dt.timedelta(seconds=max(verdict.delay_seconds, MIN_SLEEP_SECONDS))
+    retry_at = now + dt.timedelta(seconds=max(verdict.delay_seconds, MIN_DEFER_SECONDS))
     history = list(event.errors)
     times = history.pop()["deferred"] + 1 if history and history[-1].get("deferred") else 1
     history.append({"attempt": event.attempts, "at": now.isoformat(), "error": f"deferred: {verdict.error}",
@@ -255,6 +257,9 @@ def _record(event: OutboxEvent, verdict: Verdict, policy: RetryPolicy, handler: 
 
 # --- draining ------------------------------------------------------------------------------
 
+_OUTCOME_FIELD = {"delivered": "delivered", "retry": "retried", "dead": "dead", "defer": "deferred"}
+
+
 @dataclass
 class DrainStats:
     delivered: int = 0
@@ -267,8 +272,7 @@ class DrainStats:
     FIELDS = ("delivered", "retried", "dead", "stale", "failed", "deferred")
 
     def count(self, outcome: str) -> None:
-        name = {"delivered": "delivered", "retry": "retried", "dead": "dead", "defer": "deferred"}.get(outcome,
-                                                                                                       "stale")
+        name = _OUTCOME_FIELD.get(outcome, "stale")
         setattr(self, name, getattr(self, name) + 1)
 
     def add(self, other: DrainStats) -> None:
