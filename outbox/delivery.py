@@ -24,8 +24,9 @@ from django.utils import timezone
 
 from common.db import retry_on_deadlock
 from common.faults import fault_point
+from common.locking import lock_rows
 from common.request_context import log_context
-from outbox.handlers import PerformFailed, UnknownTopic, Verdict, VerdictKind, handler_for
+from outbox.handlers import PerformFailed, UnknownTopic, Verdict, VerdictKind, handler_for, handler_lock
 from outbox.models import UNFINISHED, DeadLetter, OutboxEvent, OutboxStatus
 from outbox.policy import RetryPolicy
 
@@ -35,6 +36,7 @@ MAX_ERROR_HISTORY = 50
 IDLE_POLL_SECONDS = 1.0  # bounds the delay of an event whose on-commit enqueue was lost
 MIN_SLEEP_SECONDS = 0.05
 WAITING_STEP_BACK = dt.timedelta(seconds=1)  # re-examined this soon after its predecessor
+MIN_DEFER_SECONDS = 1.0  # a deferred event is never due again at once (no busy loop)
 
 
 def worker_name() -> str:
@@ -82,8 +84,9 @@ def outbox_claim_due(*, worker: str, limit: int = 10, event_id: uuid.UUID | str 
     """Lease up to `limit` due events to `worker`. Rows another worker is claiming right now
     are skipped (SKIP LOCKED) rather than waited for.
 
-    Each claim is one attempt. An expired lease means its attempt never reported (the worker
-    died, or its call outlived the lease): it stays counted, is written into the error
+    Each claim is one attempt (a handler that made no call gives it back: Verdict.defer). An
+    expired lease means its attempt never reported (the worker died, or its call outlived the
+    lease): it stays counted, since that call may have arrived, is written into the error
     history, and once the attempts are spent the event is dead-lettered here instead of
     being called again every lease period forever."""
     policy = RetryPolicy.from_settings()
@@ -100,8 +103,10 @@ def outbox_claim_due(*, worker: str, limit: int = 10, event_id: uuid.UUID | str 
 
 def _lease_expiries(event: OutboxEvent) -> int:
     """Expired leases among the attempts since the event was last (re)armed: every earlier
-    attempt left exactly one history entry (a replay resets attempts, not the history)."""
-    earlier = event.errors[-(event.attempts - 1):] if event.attempts > 1 else []
+    attempt left exactly one history entry besides the deferrals, which are no attempts (a
+    replay resets attempts, not the history)."""
+    attempts = [entry for entry in event.errors if not entry.get("deferred")]
+    earlier = attempts[-(event.attempts - 1):] if event.attempts > 1 else []
     return sum(1 for entry in earlier if str(entry.get("error", "")).startswith(LEASE_EXPIRED))
 
 
@@ -112,6 +117,8 @@ def _claim(*, worker: str, limit: int, event_id: uuid.UUID | str | None) -> tupl
     policy = RetryPolicy.from_settings()
     with transaction.atomic(durable=True):
         now = timezone.now()
+        # SKIP LOCKED never waits, so claims stand outside the lock order (common/locking.py):
+        # an event another worker is claiming, or a staff action holds, is left for later.
         qs = OutboxEvent.objects.select_for_update(skip_locked=True).filter(_due())
         if event_id is not None:
             qs = qs.filter(pk=event_id)
@@ -172,15 +179,19 @@ def _deliver(*, event: OutboxEvent, policy: RetryPolicy) -> str:
                        policy=policy)
 
 
-def _locked_if_still_ours(event: OutboxEvent) -> OutboxEvent | None:
-    return (OutboxEvent.objects.select_for_update()
-            .filter(pk=event.pk, version=event.version, status=OutboxStatus.IN_FLIGHT).first())
+def _locked_if_still_ours(event: OutboxEvent, handler: Any) -> OutboxEvent | None:
+    """The event row, locked, if our lease still stands. The handler's rows are locked first:
+    the event row comes last in the one lock order (common/locking.py), as in staff retry-now
+    and dead-letter replay, so those never deadlock with a delivery."""
+    handler_lock(handler, event)
+    rows = lock_rows(OutboxEvent.objects.filter(pk=event.pk, version=event.version, status=OutboxStatus.IN_FLIGHT))
+    return rows[0] if rows else None
 
 
 @retry_on_deadlock
 def _apply(*, event: OutboxEvent, handler: Any, result: Any, policy: RetryPolicy) -> str:
     with transaction.atomic(durable=True):
-        locked = _locked_if_still_ours(event)
+        locked = _locked_if_still_ours(event, handler)
         if locked is None:
             logger.warning("outbox result dropped: lease taken over", extra={"event_id": str(event.id)})
             return "stale"
@@ -190,22 +201,37 @@ def _apply(*, event: OutboxEvent, handler: Any, result: Any, policy: RetryPolicy
 
 @retry_on_deadlock
 def _finish(*, event: OutboxEvent, verdict: Verdict, policy: RetryPolicy) -> str:
+    try:
+        handler = handler_for(event.topic)
+    except UnknownTopic:
+        handler = None
     with transaction.atomic(durable=True):
-        locked = _locked_if_still_ours(event)
+        locked = _locked_if_still_ours(event, handler)
         if locked is None:
             return "stale"
-        try:
-            handler = handler_for(locked.topic)
-        except UnknownTopic:
-            handler = None
         return _record(locked, verdict, policy, handler)
+
+
+def _deferral(event: OutboxEvent, verdict: Verdict, now: dt.datetime) -> dict[str, Any]:
+    """The fields of a deferred event: due again after the handler's delay, with the attempt
+    its claim counted given back. Consecutive deferrals share one history entry (a breaker
+    may stay open for a long time), so they never push real attempts out of the history."""
+    retry_at = now + dt.timedelta(seconds=max(verdict.delay_seconds, MIN_DEFER_SECONDS))
+    history = list(event.errors)
+    times = history.pop()["deferred"] + 1 if history and history[-1].get("deferred") else 1
+    history.append({"attempt": event.attempts, "at": now.isoformat(), "error": f"deferred: {verdict.error}",
+                    "deferred": times, "retry_at": retry_at.isoformat()})
+    return {"status": OutboxStatus.PENDING, "attempts": max(event.attempts - 1, 0), "available_at": retry_at,
+            "errors": history[-MAX_ERROR_HISTORY:], "last_error": verdict.error}
 
 
 def _record(event: OutboxEvent, verdict: Verdict, policy: RetryPolicy, handler: Any) -> str:
     now = timezone.now()
     fields: dict[str, Any] = {"locked_until": None, "locked_by": ""}
     kind = verdict.kind
-    if kind is not VerdictKind.DELIVERED:
+    if kind is VerdictKind.DEFER:
+        fields.update(_deferral(event, verdict, now))
+    elif kind is not VerdictKind.DELIVERED:
         event.errors = [*event.errors, {"attempt": event.attempts, "at": now.isoformat(), "error": verdict.error}]
         fields.update(errors=event.errors[-MAX_ERROR_HISTORY:], last_error=verdict.error)
         if kind is VerdictKind.RETRY and policy.exhausted(event.attempts):
@@ -215,7 +241,7 @@ def _record(event: OutboxEvent, verdict: Verdict, policy: RetryPolicy, handler: 
     elif kind is VerdictKind.RETRY:
         fields.update(status=OutboxStatus.PENDING, available_at=now + policy.delay(event.attempts))
         fields["errors"][-1]["retry_at"] = fields["available_at"].isoformat()
-    else:
+    elif kind is VerdictKind.DEAD:
         fields.update(status=OutboxStatus.DEAD)
     OutboxEvent.objects.filter(pk=event.pk, version=event.version).update(version=F("version") + 1, **fields)
     for name, value in fields.items():
@@ -234,6 +260,9 @@ def _record(event: OutboxEvent, verdict: Verdict, policy: RetryPolicy, handler: 
 
 # --- draining ------------------------------------------------------------------------------
 
+_OUTCOME_FIELD = {"delivered": "delivered", "retry": "retried", "dead": "dead", "defer": "deferred"}
+
+
 @dataclass
 class DrainStats:
     delivered: int = 0
@@ -241,14 +270,24 @@ class DrainStats:
     dead: int = 0
     stale: int = 0
     failed: int = 0  # raised: left to its lease
+    deferred: int = 0  # refused before any call (breaker open): not an attempt
+
+    FIELDS = ("delivered", "retried", "dead", "stale", "failed", "deferred")
 
     def count(self, outcome: str) -> None:
-        name = {"delivered": "delivered", "retry": "retried", "dead": "dead"}.get(outcome, "stale")
+        name = _OUTCOME_FIELD.get(outcome, "stale")
         setattr(self, name, getattr(self, name) + 1)
+
+    def add(self, other: DrainStats) -> None:
+        for name in self.FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.FIELDS}
 
     @property
     def total(self) -> int:
-        return self.delivered + self.retried + self.dead + self.stale + self.failed
+        return sum(getattr(self, name) for name in self.FIELDS)
 
 
 def outbox_drain_once(*, worker: str | None = None, limit: int = 10, stop_at: float | None = None) -> DrainStats:
@@ -320,8 +359,7 @@ def outbox_drain(*, duration_seconds: float, limit: int = 10) -> DrainStats:
             logger.exception("outbox drain round failed; retrying")
             time.sleep(min(IDLE_POLL_SECONDS, max(deadline - time.monotonic(), 0)))
             continue
-        for name in ("delivered", "retried", "dead", "stale", "failed"):
-            setattr(total, name, getattr(total, name) + getattr(batch, name))
+        total.add(batch)
         if batch.total:
             continue
         time.sleep(min(outbox_next_wakeup(now=timezone.now()), max(deadline - time.monotonic(), 0)))

@@ -12,29 +12,30 @@ from django.conf import settings
 class RetryPolicy:
     """`min(base * 2**(attempt-1), max_delay)` seconds after failed attempt `attempt`.
 
-    `max_retries` (OUTBOX_MAX_ATTEMPTS) counts the retries after the first call, so the
-    default schedule is the audit's: first call, then retries after 15, 30, 60, 120 and
-    240 s; the event is dead when the sixth call fails too."""
+    `max_attempts` (OUTBOX_MAX_ATTEMPTS) counts the calls in all, the first included (api.md),
+    so the default is the first call, then retries after 15, 30, 60 and 120 s; the event is
+    dead when the fifth call fails too."""
 
     base_seconds: float
-    max_retries: int
+    max_attempts: int
     max_delay_seconds: float = 300
 
     @classmethod
     def from_settings(cls) -> RetryPolicy:
-        return cls(base_seconds=settings.OUTBOX_BACKOFF_BASE_SECONDS, max_retries=settings.OUTBOX_MAX_ATTEMPTS)
+        return cls(base_seconds=settings.OUTBOX_BACKOFF_BASE_SECONDS, max_attempts=settings.OUTBOX_MAX_ATTEMPTS)
 
     def delay(self, attempt: int) -> dt.timedelta:
         """How long to wait after failed attempt number `attempt` (1-based)."""
         return dt.timedelta(seconds=min(self.base_seconds * 2 ** (attempt - 1), self.max_delay_seconds))
 
     def exhausted(self, attempts: int) -> bool:
-        """True when `attempts` calls have been made and no retry is left."""
-        return attempts > self.max_retries
+        """True when `attempts` calls have been made and no call is left."""
+        return attempts >= self.max_attempts
 
     def schedule(self) -> list[float]:
-        """Every retry delay in seconds, in order (for docs, admin and tests)."""
-        return [self.delay(n).total_seconds() for n in range(1, self.max_retries + 1)]
+        """Every retry delay in seconds, in order (for docs, admin and tests): one fewer than
+        the calls, since the first call waits for nothing."""
+        return [self.delay(n).total_seconds() for n in range(1, self.max_attempts)]
 
 
 # One outbox call (supplier connect + read timeout) must end well inside the lease that

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from common.db import retry_on_deadlock, versioned_update
 from common.exceptions import ApplicationError, InvalidState
+from common.locking import lock_rows
 from outbox.models import DeadLetter, DeadLetterStatus, OutboxEvent, OutboxStatus
 
 logger = logging.getLogger("reserve.outbox")
@@ -61,7 +62,7 @@ def outbox_event_rearm(*, event: OutboxEvent) -> OutboxEvent:
     """Make an event due now with a fresh attempt budget; same id, so the same supplier
     idempotency key (a replay cannot book twice). Inside the caller's transaction."""
     _require_transaction("outbox_event_rearm")
-    event = OutboxEvent.objects.select_for_update().get(pk=event.pk)
+    [event] = lock_rows(OutboxEvent.objects.filter(pk=event.pk))
     if event.status == OutboxStatus.IN_FLIGHT:
         return event  # a worker holds it now; its answer is what counts
     fields = {"status": OutboxStatus.PENDING, "attempts": 0, "available_at": timezone.now(),
@@ -98,7 +99,7 @@ def dead_letter_mark_replayed(*, dead_letter: DeadLetter, actor: str) -> bool:
     _require_transaction("dead_letter_mark_replayed")
     if dead_letter.status != DeadLetterStatus.OPEN:
         return False
-    event = OutboxEvent.objects.select_for_update().get(pk=dead_letter.event_id)
+    [event] = lock_rows(OutboxEvent.objects.filter(pk=dead_letter.event_id))
     if event.status == OutboxStatus.DEAD:
         outbox_event_rearm(event=event)
     versioned_update(dead_letter, fields={"status": DeadLetterStatus.REPLAYED, "resolved_by": actor[:160],
@@ -107,13 +108,14 @@ def dead_letter_mark_replayed(*, dead_letter: DeadLetter, actor: str) -> bool:
 
 
 def _lock_dead_letter(dead_letter: DeadLetter) -> tuple[DeadLetter, Any]:
-    """Lock in the order every other writer uses: reservation first, then outbox rows."""
+    """Lock in the one order (common/locking.py): reservation, dead letter, then its event."""
     from reservations.services import reservation_get_locked
 
     reservation = None
     if dead_letter.reservation_id:
         reservation = reservation_get_locked(reservation_id=dead_letter.reservation_id)
-    return DeadLetter.objects.select_for_update().get(pk=dead_letter.pk), reservation
+    [locked] = lock_rows(DeadLetter.objects.filter(pk=dead_letter.pk))
+    return locked, reservation
 
 
 @retry_on_deadlock

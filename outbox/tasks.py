@@ -34,5 +34,4 @@ def outbox_drain_task() -> dict[str, int]:
     # Stop early enough that the event in progress finishes before the queue's timeout.
     duration = min(settings.OUTBOX_DRAIN_SECONDS, settings.Q_CLUSTER["timeout"] - 20)
     stats = outbox_drain(duration_seconds=duration)
-    return {"delivered": stats.delivered, "retried": stats.retried, "dead": stats.dead, "stale": stats.stale,
-            "failed": stats.failed}
+    return stats.as_dict()

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from common.db import retry_on_deadlock, versioned_update
 from common.exceptions import InvalidState, NotFound, SoldOut
+from common.locking import lock_rows
 from reservations.models import DailyInventory, Reservation, ReservationEvent
 from reservations.state import HOLDING, can_transition
 from suppliers.models import Product
@@ -29,14 +30,18 @@ def reservation_amount(*, product: Product, quantity: int) -> int:
 
 
 def reservation_get_locked(*, reservation_id: uuid.UUID | str) -> Reservation:
-    """Lock the reservation row (only that row) for the rest of the current transaction.
+    """Lock the reservation row (only that row) for the rest of the current transaction; the
+    reservation comes first in the one lock order (common/locking.py).
 
     No select_related here: MariaDB's FOR UPDATE locks every joined row, so joining product
     and supplier would serialise all payments of one product on the product row."""
     try:
-        return Reservation.objects.select_for_update().get(pk=reservation_id)
-    except (Reservation.DoesNotExist, ValueError, TypeError) as exc:
+        rows = lock_rows(Reservation.objects.filter(pk=reservation_id))
+    except (ValueError, TypeError) as exc:
         raise NotFound("Reservation not found.") from exc
+    if not rows:
+        raise NotFound("Reservation not found.")
+    return rows[0]
 
 
 def reservation_record_event(

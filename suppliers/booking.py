@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 
 from common.db import retry_on_deadlock
 from common.exceptions import InvalidState, VersionConflict
+from common.locking import lock_rows
 from outbox.handlers import Verdict
-from outbox.models import OutboxEvent, OutboxStatus
+from outbox.models import DeadLetter, DeadLetterStatus, OutboxEvent, OutboxStatus
 from outbox.services import dead_letter_mark_replayed, outbox_enqueue, outbox_event_rearm, staff_alert_enqueue
 from reservations.models import Reservation, ReservationStatus, SupplierStatus
 from reservations.services import (
@@ -61,32 +63,63 @@ def _audit(*, reservation: Reservation, event: OutboxEvent, result: SupplierResu
     )
 
 
-class SupplierBookHandler:
+class _LocksTheReservation:
+    """The delivery's `lock` hook: the reservation row before the event row (the one lock
+    order, common/locking.py), since apply and on_dead change the reservation."""
+
+    def lock(self, event: OutboxEvent) -> None:
+        reservation_get_locked(reservation_id=event.payload["reservation_id"])
+
+
+def _deferred(result: SupplierResult) -> Verdict:
+    """The supplier's open breaker refused the call, so it never left: ask again when the
+    breaker lets calls through, without spending one of the event's attempts on it (a
+    flapping supplier must not use up attempts while nothing can reach it)."""
+    return Verdict.defer(seconds=result.retry_after_seconds, reason=result.error)
+
+
+# Book calls that cannot have left a booking at the supplier: the open breaker refused it (it
+# never left), the supplier said no availability, or it refused the request (another 4xx).
+# Any other call may have booked, even unanswered: a timeout, a 5xx, a lost connection.
+_NO_BOOKING_MADE = (Q(error_code=BREAKER_OPEN) | Q(outcome=SupplierOutcome.REJECTED)
+                    | Q(outcome=SupplierOutcome.PERMANENT, http_status__gte=400, http_status__lt=500))
+
+
+def supplier_may_hold_booking(*, reservation: Reservation) -> bool:
+    """Whether some book call for this reservation may have made a booking at the supplier."""
+    return (SupplierRequest.objects.filter(reservation=reservation, operation="book")
+            .exclude(_NO_BOOKING_MADE).exists())
+
+
+def _book_with_key(*, reservation: Reservation, event: OutboxEvent) -> SupplierResult:
+    """POST /bookings with the reservation's one booking key and body, audited. The supplier
+    returns the booking an earlier call with this key made, or makes it now (api.md)."""
+    booking = BookingRequest(reference=reservation.code, product_code=reservation.product.code,
+                             date=reservation.date.isoformat(), quantity=reservation.quantity,
+                             guest_name=reservation.guest_name)
+    result = supplier_adapter_for(reservation.product.supplier).book(
+        booking=booking, idempotency_key=supplier_idempotency_key(reservation_id=reservation.id, operation="book"))
+    _audit(reservation=reservation, event=event, result=result)
+    return result
+
+
+class SupplierBookHandler(_LocksTheReservation):
     def perform(self, event: OutboxEvent) -> SupplierResult | Skipped:
         reservation = _reservation(event)
         if reservation.status == ReservationStatus.CONFIRMED:
             return Skipped("already confirmed")
-        if reservation.status not in BOOKABLE:
-            # Only calls that really left: a call the open breaker refused never reached the
-            # supplier, so it cannot have made a booking there.
-            asked_before = (SupplierRequest.objects.filter(reservation=reservation, operation="book")
-                            .exclude(error_code=BREAKER_OPEN).exists())
-            if reservation.status not in ENDED or not asked_before:
-                return Skipped(f"reservation is {reservation.status}: nothing to book")
-            # Cancelled after an unanswered call: the supplier may hold a booking. The same
-            # key returns it (or makes one), and apply schedules its cancellation.
-        booking = BookingRequest(reference=reservation.code, product_code=reservation.product.code,
-                                 date=reservation.date.isoformat(), quantity=reservation.quantity,
-                                 guest_name=reservation.guest_name)
-        result = supplier_adapter_for(reservation.product.supplier).book(
-            booking=booking, idempotency_key=supplier_idempotency_key(reservation_id=reservation.id,
-                                                                      operation="book"))
-        _audit(reservation=reservation, event=event, result=result)
-        return result
+        if reservation.status not in BOOKABLE and (
+                reservation.status not in ENDED or not supplier_may_hold_booking(reservation=reservation)):
+            return Skipped(f"reservation is {reservation.status}: nothing to book")
+        # Bookable, or cancelled after a call that may have booked: then the same key returns
+        # that booking (or makes one), and apply schedules its cancellation.
+        return _book_with_key(reservation=reservation, event=event)
 
     def apply(self, event: OutboxEvent, result: SupplierResult | Skipped) -> Verdict:
         if isinstance(result, Skipped):
             return Verdict.delivered(result.note)
+        if not result.call_made:
+            return _deferred(result)
         reservation = reservation_get_locked(reservation_id=event.payload["reservation_id"])
         outcome = result.outcome
         if outcome in (SupplierOutcome.CONFIRMED, SupplierOutcome.ON_REQUEST):
@@ -179,36 +212,86 @@ class SupplierBookHandler:
                      f"Last error: {error}\nThe event is in the dead-letter queue."))
 
 
-class SupplierCancelHandler:
-    def perform(self, event: OutboxEvent) -> SupplierResult | Skipped:
-        reservation = _reservation(event)
-        if not reservation.supplier_booking_id:
-            return Skipped("no supplier booking to cancel")
-        result = supplier_adapter_for(reservation.product.supplier).cancel(
-            booking_id=reservation.supplier_booking_id,
-            idempotency_key=supplier_idempotency_key(reservation_id=reservation.id, operation="cancel"))
-        _audit(reservation=reservation, event=event, result=result)
-        return result
+@dataclass(frozen=True)
+class CancelAttempt:
+    """What one supplier.cancel attempt did: `lookup` re-asked for a booking whose id was
+    unknown (C7), `cancel` is the DELETE (None when the lookup learned no booking id)."""
 
-    def apply(self, event: OutboxEvent, result: SupplierResult | Skipped) -> Verdict:
+    lookup: SupplierResult | None
+    cancel: SupplierResult | None
+
+
+class SupplierCancelHandler(_LocksTheReservation):
+    def perform(self, event: OutboxEvent) -> CancelAttempt | Skipped:
+        reservation = _reservation(event)
+        booking_id, lookup = reservation.supplier_booking_id, None
+        if not booking_id:
+            if not supplier_may_hold_booking(reservation=reservation):
+                return Skipped("no supplier booking to cancel")
+            # Every book call went unanswered, yet one may have booked (C7, no orphans): the
+            # same request with the same key tells us that booking's id, so it can be cancelled.
+            lookup = _book_with_key(reservation=reservation, event=event)
+            if lookup.outcome not in (SupplierOutcome.CONFIRMED, SupplierOutcome.ON_REQUEST) or not lookup.booking_id:
+                return CancelAttempt(lookup=lookup, cancel=None)
+            booking_id = lookup.booking_id
+        cancel = supplier_adapter_for(reservation.product.supplier).cancel(
+            booking_id=booking_id,
+            idempotency_key=supplier_idempotency_key(reservation_id=reservation.id, operation="cancel"))
+        _audit(reservation=reservation, event=event, result=cancel)
+        return CancelAttempt(lookup=lookup, cancel=cancel)
+
+    def apply(self, event: OutboxEvent, result: CancelAttempt | Skipped) -> Verdict:
         if isinstance(result, Skipped):
             return Verdict.delivered(result.note)
-        if result.outcome is SupplierOutcome.RETRYABLE:
-            return Verdict.retry(result.error)
-        if result.outcome is not SupplierOutcome.CANCELLED:
-            return Verdict.dead(result.error)
+        last = result.cancel or result.lookup
+        if last is not None and not last.call_made:
+            return _deferred(last)
+        if result.lookup is not None and result.lookup.booking_id:
+            # Kept before anything else: a cancel retried later needs no second lookup.
+            reservation = reservation_get_locked(reservation_id=event.payload["reservation_id"])
+            reservation_set_supplier_status(
+                reservation=reservation, supplier_status=reservation.supplier_status, actor=ACTOR,
+                reason="supplier booking found by asking again with its idempotency key",
+                data={"booking_id": result.lookup.booking_id}, fields={"supplier_booking_id": result.lookup.booking_id})
+        if result.cancel is None:
+            return self._nothing_learned(result.lookup) if result.lookup else Verdict.retry("nothing was asked")
+        cancel = result.cancel
+        if cancel.outcome is SupplierOutcome.RETRYABLE:
+            return Verdict.retry(cancel.error)
+        if cancel.outcome is not SupplierOutcome.CANCELLED:
+            return Verdict.dead(cancel.error)
         reservation = reservation_get_locked(reservation_id=event.payload["reservation_id"])
         if reservation.supplier_status != SupplierStatus.CANCELLED:
             reservation_set_supplier_status(reservation=reservation, supplier_status=SupplierStatus.CANCELLED,
                                             actor=ACTOR, reason="supplier booking cancelled",
-                                            data={"http_status": result.http_status})
+                                            data={"http_status": cancel.http_status})
         return Verdict.delivered("cancelled")
+
+    @staticmethod
+    def _nothing_learned(lookup: SupplierResult) -> Verdict:
+        if lookup.outcome is SupplierOutcome.REJECTED:
+            return Verdict.delivered("the supplier holds no booking under its key")
+        error = f"booking id unknown, asking again failed: {lookup.error or 'no booking id in the answer'}"
+        if lookup.outcome is SupplierOutcome.RETRYABLE:
+            return Verdict.retry(error)
+        return Verdict.dead(error)  # on_dead: staff check for an orphan booking
 
     def on_dead(self, event: OutboxEvent, error: str) -> None:
         reservation = reservation_get_locked(reservation_id=event.payload["reservation_id"])
-        staff_alert_enqueue(reservation=reservation, subject="Supplier cancellation failed: booking may still be live",
-               body=f"Reservation {reservation.code}: cancelling supplier booking "
-                    f"{reservation.supplier_booking_id} failed: {error}")
+        if reservation.supplier_booking_id:
+            staff_alert_enqueue(
+                reservation=reservation, subject="Supplier cancellation failed: booking may still be live",
+                body=f"Reservation {reservation.code}: cancelling supplier booking "
+                     f"{reservation.supplier_booking_id} failed: {error}")
+            return
+        key = supplier_idempotency_key(reservation_id=reservation.id, operation="book")
+        staff_alert_enqueue(
+            reservation=reservation, subject="Supplier booking may be orphaned",
+            body=f"Reservation {reservation.code} is {reservation.status}, but its booking calls to "
+                 f"{reservation.product.supplier.name} went unanswered and asking again with the booking's "
+                 f"idempotency key ({key}) did not tell its booking id: {error}\n"
+                 "The supplier may hold a booking nobody will cancel: check with them (reference "
+                 f"{reservation.code}), cancel it there, then resolve the dead letter.")
 
 
 @retry_on_deadlock
@@ -223,13 +306,17 @@ def supplier_booking_retry_now(*, reservation: Reservation, actor: str,
         if locked.status != ReservationStatus.CONFIRMED_INTERNAL or locked.supplier_status != SupplierStatus.ON_REQUEST:
             raise InvalidState("Only an ON_REQUEST reservation can be retried with the supplier.",
                                extra={"current_status": locked.status, "supplier_status": locked.supplier_status})
-        event = OutboxEvent.objects.select_for_update().filter(dedup_key=f"supplier.book:{locked.id}").first()
+        # The one lock order (common/locking.py): reservation, dead letters, then the event,
+        # as the delivery does; the event's id is read first, unlocked (it never changes).
+        dedup_key = f"supplier.book:{locked.id}"
+        event_id = OutboxEvent.objects.filter(dedup_key=dedup_key).values_list("pk", flat=True).first()
+        open_letters = lock_rows(DeadLetter.objects.filter(event_id=event_id, status=DeadLetterStatus.OPEN))
+        event = next(iter(lock_rows(OutboxEvent.objects.filter(pk=event_id))), None)
         if event is None:
-            event = outbox_enqueue(topic="supplier.book", dedup_key=f"supplier.book:{locked.id}",
+            event = outbox_enqueue(topic="supplier.book", dedup_key=dedup_key,
                                    payload={"reservation_id": str(locked.id)}, reservation=locked)
-        elif event.status == OutboxStatus.DEAD and event.dead_letters.filter(status="OPEN").exists():
-            dead_letter_mark_replayed(dead_letter=event.dead_letters.filter(status="OPEN").latest("id"),
-                                      actor=actor)
+        elif event.status == OutboxStatus.DEAD and open_letters:
+            dead_letter_mark_replayed(dead_letter=open_letters[-1], actor=actor)
         elif event.status != OutboxStatus.IN_FLIGHT:
             outbox_event_rearm(event=event)
         reservation_set_supplier_status(reservation=locked, supplier_status=SupplierStatus.PENDING, actor=actor,

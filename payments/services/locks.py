@@ -1,11 +1,13 @@
-"""Row locks of the payments domain, always taken in one order: reservation, then its payments
-(by primary key), then their refunds, then outbox rows. Every writer that needs more than one
-of them goes through these helpers, so two writers can never wait on each other in a cycle."""
+"""Row locks of the payments domain, in the one lock order of common/locking.py: reservation,
+then its payments (by primary key), then their refunds, then outbox rows. Every writer that
+needs more than one of them goes through these helpers, so two writers can never wait on each
+other in a cycle (and lock_rows refuses a lock taken out of order)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from common.locking import lock_rows
 from payments.models import Payment, Refund
 from reservations.models import Reservation
 from reservations.services import reservation_get_locked
@@ -14,17 +16,17 @@ from reservations.services import reservation_get_locked
 def payment_lock_with_reservation(*, payment_id: Any) -> tuple[Payment, Reservation]:
     reservation_id = Payment.objects.values_list("reservation_id", flat=True).get(pk=payment_id)
     reservation = reservation_get_locked(reservation_id=reservation_id)
-    payment = Payment.objects.select_for_update().get(pk=payment_id)
+    [payment] = lock_rows(Payment.objects.filter(pk=payment_id))
     return payment, reservation
 
 
 def refund_lock_with_payment(*, refund_id: Any) -> tuple[Refund, Payment, Reservation]:
     payment_id = Refund.objects.values_list("payment_id", flat=True).get(pk=refund_id)
     payment, reservation = payment_lock_with_reservation(payment_id=payment_id)
-    refund = Refund.objects.select_for_update().get(pk=refund_id)
+    [refund] = lock_rows(Refund.objects.filter(pk=refund_id))
     return refund, payment, reservation
 
 
 def reservation_payments_locked(*, reservation: Reservation) -> list[Payment]:
     """The reservation's payments, locked in primary-key order (the caller holds the reservation)."""
-    return list(Payment.objects.select_for_update().filter(reservation=reservation).order_by("pk"))
+    return lock_rows(Payment.objects.filter(reservation=reservation))

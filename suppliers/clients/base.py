@@ -50,7 +50,8 @@ class SupplierResult:
     duration_ms: int = 0
     booking_id: str = ""
     confirmation_code: str = ""
-    call_made: bool = True  # False when the breaker was open
+    call_made: bool = True  # False when the breaker was open: nothing reached the supplier
+    retry_after_seconds: float = 0  # with call_made False: when the breaker lets calls through again
     details: dict[str, Any] = field(default_factory=dict)
 
     @property

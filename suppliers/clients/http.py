@@ -116,8 +116,9 @@ class HttpSupplierAdapter(SupplierAdapter):
                 raise _SupplierUnavailable(result)
             return result
 
+        breaker = self._breaker()
         try:
-            return self._breaker().call(attempt)
+            return breaker.call(attempt)
         except _SupplierUnavailable as exc:
             return exc.result
         except pybreaker.CircuitBreakerError as exc:
@@ -126,7 +127,7 @@ class HttpSupplierAdapter(SupplierAdapter):
             if isinstance(cause, _SupplierUnavailable):
                 return cause.result
             return SupplierResult(outcome=SupplierOutcome.RETRYABLE, error_code=BREAKER_OPEN, call_made=False,
-                                  **base)
+                                  retry_after_seconds=breaker.retry_after_seconds(), **base)
 
     @staticmethod
     def _classify_book(status: int, payload: Any) -> tuple[SupplierOutcome, str]:

@@ -63,19 +63,19 @@ def test_an_event_whose_lease_keeps_expiring_is_dead_lettered_once_its_attempts_
     from tests.outbox.conftest import paid_reservation
 
     reservation = paid_reservation(product)
-    for attempt in range(1, 7):  # the first call and 5 retries, each outlived by its worker
+    for attempt in range(1, 6):  # OUTBOX_MAX_ATTEMPTS calls, each outlived by its worker
         [claimed] = outbox_claim_due(worker=f"W{attempt}", limit=1)
         assert claimed.attempts == attempt
         _expire_lease(claimed)
 
-    assert outbox_claim_due(worker="W7", limit=1) == []  # not a seventh call
+    assert outbox_claim_due(worker="W6", limit=1) == []  # not a sixth call
 
     event = OutboxEvent.objects.get(reservation=reservation)
-    assert (event.status, event.attempts, event.locked_until) == (OutboxStatus.DEAD, 6, None)
-    assert event.last_error == "lease expired 6 times"
-    assert [e["attempt"] for e in event.errors] == [1, 2, 3, 4, 5, 6]
+    assert (event.status, event.attempts, event.locked_until) == (OutboxStatus.DEAD, 5, None)
+    assert event.last_error == "lease expired 5 times"
+    assert [e["attempt"] for e in event.errors] == [1, 2, 3, 4, 5]
     [dead] = DeadLetter.objects.filter(event=event)
-    assert (dead.attempts, dead.last_error) == (6, "lease expired 6 times")
+    assert (dead.attempts, dead.last_error) == (5, "lease expired 5 times")
     reservation.refresh_from_db()  # the supplier.book handler's on_dead ran
     assert (reservation.status, reservation.supplier_status) == (ReservationStatus.CONFIRMED_INTERNAL,
                                                                  SupplierStatus.ON_REQUEST)
@@ -101,7 +101,7 @@ def test_a_takeover_keeps_the_retry_schedule_of_the_attempts_really_made(fake_su
     assert [(e["attempt"], e["error"][:13]) for e in event.errors] == [
         (1, event.errors[0]["error"][:13]), (2, "lease expired"), (3, event.errors[2]["error"][:13])]
     delay = dt.datetime.fromisoformat(event.errors[-1]["retry_at"]) - dt.datetime.fromisoformat(event.errors[-1]["at"])
-    assert delay.total_seconds() == 60  # the third entry of 15, 30, 60, 120, 240
+    assert delay.total_seconds() == 60  # the third entry of 15, 30, 60, 120
     assert outbox_deliver(event=lost) == "stale"  # A's late answer does not count
 
 
@@ -113,7 +113,7 @@ def test_one_event_that_blows_up_does_not_stop_the_drain_for_the_others(alerts, 
     with transaction.atomic():
         poisoned = outbox_enqueue(topic="alert.email", dedup_key="alert.email:poisoned",
                                   payload={"subject": "s", "body": "b"})
-    OutboxEvent.objects.filter(pk=poisoned.pk).update(attempts=5, available_at=timezone.now() - dt.timedelta(minutes=1))
+    OutboxEvent.objects.filter(pk=poisoned.pk).update(attempts=4, available_at=timezone.now() - dt.timedelta(minutes=1))
     healthy = _customer_email(1)
 
     def sentry_down(self, event, error):
@@ -129,6 +129,6 @@ def test_one_event_that_blows_up_does_not_stop_the_drain_for_the_others(alerts, 
     assert [m.subject for m in mailoutbox] == ["mail 1"]
     assert OutboxEvent.objects.get(pk=healthy.pk).status == OutboxStatus.DELIVERED
     poisoned.refresh_from_db()
-    assert (poisoned.status, poisoned.attempts) == (OutboxStatus.IN_FLIGHT, 6)  # left to its lease
+    assert (poisoned.status, poisoned.attempts) == (OutboxStatus.IN_FLIGHT, 5)  # left to its lease
     assert any(getattr(r, "event_id", None) == str(poisoned.pk) and r.exc_info for r in caplog.records
                if r.message == "outbox delivery failed; the event is left to its lease")
