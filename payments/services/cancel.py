@@ -146,6 +146,7 @@ class _Skip:
 @dataclass(frozen=True)
 class _Later:
     error: str
+    not_sent_for: float | None = None  # the breaker refused the call: defer, no attempt spent
 
 
 class IntentCancelHandler:
@@ -176,13 +177,17 @@ class IntentCancelHandler:
             except gateway.StripeRequestRejected:
                 # Not cancelable any more (it succeeded or failed meanwhile): apply what it is.
                 return gateway.payment_intent_retrieve(intent_id=payment.stripe_payment_intent_id)
-        except (gateway.StripeUnavailable, gateway.StripeMisconfigured) as exc:
-            return _Later(f"Stripe unavailable: {exc}"[:500])
+        except gateway.StripeUnavailable as exc:
+            return _Later(f"Stripe unavailable: {exc}"[:500], not_sent_for=None if exc.reached else exc.retry_after)
+        except gateway.StripeMisconfigured as exc:
+            return _Later(f"Stripe refuses our configuration: {exc}"[:500])
 
     def apply(self, event: OutboxEvent, result: Any) -> Verdict:
         if isinstance(result, _Skip):
             return Verdict.delivered(result.note)
         if isinstance(result, _Later):
+            if result.not_sent_for is not None:
+                return Verdict.defer(seconds=result.not_sent_for, reason=result.error)
             return Verdict.retry(result.error)
         payment, reservation = payment_lock_with_reservation(payment_id=event.payload["payment_id"])
         payment_apply_intent(payment=payment, reservation=reservation, intent=result, actor="system",

@@ -222,9 +222,12 @@ class RefundRefused:
 
 @dataclass(frozen=True)
 class RefundNotNow:
-    """Stripe unavailable (or refusing our key): send again later with the same key."""
+    """Stripe unavailable (or refusing our key): send again later with the same key.
+    `not_sent_for`: the open breaker refused the call (it never left), and lets calls through
+    again in this many seconds: the event is deferred without spending an attempt."""
 
     error: str
+    not_sent_for: float | None = None
 
 
 def refund_send(*, refund: Refund) -> gateway.RefundResult | RefundSkipped | RefundRefused | RefundNotNow:
@@ -240,8 +243,11 @@ def refund_send(*, refund: Refund) -> gateway.RefundResult | RefundSkipped | Ref
         return gateway.refund_create(
             payment_intent_id=intent_id, amount=refund.amount, idempotency_key=refund.stripe_idempotency_key,
             metadata={"refund_id": str(refund.id), "reservation_id": str(reservation_id)})
-    except (gateway.StripeUnavailable, gateway.StripeMisconfigured) as exc:
-        return RefundNotNow(f"refund: Stripe unavailable ({exc})"[:500])
+    except gateway.StripeUnavailable as exc:
+        return RefundNotNow(f"refund: Stripe unavailable ({exc})"[:500],
+                            not_sent_for=None if exc.reached else exc.retry_after)
+    except gateway.StripeMisconfigured as exc:
+        return RefundNotNow(f"refund: Stripe refuses our configuration ({exc})"[:500])
     except (gateway.StripeRequestRejected, gateway.CardDeclined) as exc:
         return RefundRefused(str(exc)[:500])
 
@@ -252,6 +258,8 @@ def refund_record_send_result(*, refund: Refund, payment: Payment, reservation: 
     if isinstance(result, RefundSkipped):
         return Verdict.delivered(result.note)
     if isinstance(result, RefundNotNow):
+        if result.not_sent_for is not None:
+            return Verdict.defer(seconds=result.not_sent_for, reason=result.error)
         return Verdict.retry(result.error)
     if isinstance(result, RefundRefused):
         refund_apply_status(refund=refund, payment=payment, reservation=reservation, status=RefundStatus.FAILED,

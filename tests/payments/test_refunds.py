@@ -233,3 +233,24 @@ def test_refund_record_decides_once_per_key(paid):
                               idempotency_key="k")
     assert first.pk == again.pk
     assert OutboxEvent.objects.filter(topic="payment.refund").count() == 1
+
+
+def test_a_refund_refused_by_the_open_breaker_is_deferred_without_spending_an_attempt(paid, settings):
+    from common.models import CircuitBreakerRecord
+
+    settings.STRIPE_BREAKER_RESET_SECONDS = 30
+    CircuitBreakerRecord.objects.update_or_create(name="stripe", defaults={
+        "state": "open", "fail_counter": 5, "opened_at": timezone.now()})
+
+    refund = payment_refund(payment=paid, amount=None, reason="x", actor="system", idempotency_key="breaker")
+
+    assert refund.status == RefundStatus.PENDING
+    event = OutboxEvent.objects.get(topic="payment.refund")
+    assert (event.status, event.attempts) == ("PENDING", 0)  # the refused call was no attempt
+    assert event.available_at > timezone.now() + dt.timedelta(seconds=20)  # when the breaker lets calls through
+    assert gateway.calls_made["refund.create"] == 0
+
+    CircuitBreakerRecord.objects.filter(name="stripe").update(state="closed", fail_counter=0)
+    drain_all()
+    refund.refresh_from_db()
+    assert refund.status == RefundStatus.SUCCEEDED
