@@ -7,5 +7,10 @@ class PaymentsConfig(AppConfig):
     def ready(self) -> None:
         from common.breakers import breakers_ready_check
         from common.health import register_ready_check
+        from common.metrics import register_gauge_source
+        from payments import gateway
+        from payments.metrics import observe_stripe_call, payment_gauges
 
         register_ready_check("breakers", breakers_ready_check)
+        register_gauge_source("payments", payment_gauges)
+        gateway.latency_observer = observe_stripe_call

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.exceptions import ApplicationError
+from payments.metrics import count_webhook
 from payments.services import stripe_event_ingest
 
 
@@ -38,10 +39,18 @@ class StripeWebhookApi(APIView):
                                            settings.STRIPE_WEBHOOK_SECRET, tolerance=300)
             payload = json.loads(body)
         except stripe.SignatureVerificationError as exc:
+            count_webhook("invalid_signature")
             raise InvalidWebhook("The Stripe signature does not match.", code="invalid_signature") from exc
         except ValueError as exc:
+            count_webhook("invalid")
             raise InvalidWebhook("The body is not a Stripe event.") from exc
         if not isinstance(payload, dict) or not payload.get("id") or not payload.get("type"):
+            count_webhook("invalid")
             raise InvalidWebhook("The event has no id or type.")
-        stripe_event_ingest(payload=payload)
+        try:
+            result = stripe_event_ingest(payload=payload)
+        except Exception:
+            count_webhook("failed")  # answered 5xx: Stripe sends it again
+            raise
+        count_webhook(result.status)
         return Response({"received": True})
