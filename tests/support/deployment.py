@@ -108,10 +108,12 @@ class Deployment:
             **extra,
         }
 
-    def run(self, *args: str, timeout: float = 120) -> str:
+    def run(self, *args: str, timeout: float = 120, check: bool = True, **extra_env: str) -> str:
         """A one-shot role (migrate, manage …), as the image's entrypoint runs it."""
-        result = subprocess.run([str(ENTRYPOINT), *args], cwd=ROOT, env=self.env(), capture_output=True, text=True,
-                                timeout=timeout, check=False)
+        result = subprocess.run([str(ENTRYPOINT), *args], cwd=ROOT, env=self.env(**extra_env), capture_output=True,
+                                text=True, timeout=timeout, check=False)
+        if not check:
+            return f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
         if result.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         return result.stdout
