@@ -15,8 +15,6 @@ class CommonConfig(AppConfig):
         install_context_on_log_records()
         register_gauge_source("breakers", breaker_gauges)
         if settings.SENTRY_DSN:
-            from django_q.signals import post_execute
+            from common.task_errors import connect_task_error_reporting
 
-            from common.task_errors import report_failed_task
-
-            post_execute.connect(report_failed_task, dispatch_uid="sentry_failed_tasks")
+            connect_task_error_reporting()

@@ -10,7 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import sentry_sdk
+from django_q.signals import post_execute
 from django_q.utils import get_func_repr
+
+
+def connect_task_error_reporting() -> None:
+    """Called by CommonConfig.ready() when SENTRY_DSN is set."""
+    post_execute.connect(report_failed_task, dispatch_uid="sentry_failed_tasks")
 
 
 def report_failed_task(sender: Any, task: dict[str, Any], **kwargs: Any) -> None:
