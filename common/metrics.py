@@ -25,7 +25,15 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -33,6 +41,9 @@ from prometheus_client.registry import Collector
 from common.net import client_ip
 
 logger = logging.getLogger("reserve.metrics")
+
+# No `*_created` series: they double the output and nothing here alerts on them.
+disable_created_metrics()
 
 # Outbound call latencies: Stripe answers in hundreds of ms, a supplier in up to its timeout.
 CALL_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
