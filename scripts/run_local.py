@@ -76,10 +76,13 @@ def _ignore_signals() -> None:
 
 
 def stop_all(procs: list[subprocess.Popen]) -> None:
-    """Each child leads its own process group (start_new_session): its children go with it."""
+    """SIGTERM to each child, as an orchestrator sends it to a container's first process: the
+    worker and gunicorn stop their own processes gracefully (a signal to the whole group would
+    kill the cluster's processes mid-task). Each child leads its own process group
+    (start_new_session): whatever is left of a group after the grace period is killed."""
     for p in procs:
         if p.poll() is None:
-            os.killpg(p.pid, signal.SIGTERM)
+            p.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE_SECONDS
     for p in procs:
         with contextlib.suppress(subprocess.TimeoutExpired):
