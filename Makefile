@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 # Debian packages: building mysqlclient; the services and browser the tests drive.
+# Tests use DATABASE_URL and TEST_REDIS_URL from the environment when set (see README).
 BUILD_PACKAGES := libmariadb-dev pkg-config gcc
 TEST_PACKAGES := mariadb-server mariadb-client redis-server chromium
 

@@ -38,6 +38,10 @@ def bench_env(db_name: str, **extra: str) -> dict[str, str]:
         "API_THROTTLE_USER_RATE": "10000000/min",
         "API_THROTTLE_ANON_RATE": "10000000/min",
         "LOG_LEVEL": "WARNING",
+        # Production settings refuse to start without these (common/checks.py).
+        "STRIPE_API_KEY": "sk_test_bench",
+        "STRIPE_WEBHOOK_SECRET": "whsec_bench",
+        "EMAIL_URL": "filemail:////tmp/reserve-bench-mail",
         **extra,
     }
 
@@ -56,8 +60,10 @@ def django_shell(env: dict[str, str], code: str) -> str:
 
 def start_gunicorn(env: dict[str, str], port: int, *, workers: int = 4, threads: int = 1) -> subprocess.Popen:
     proc = subprocess.Popen(
+        # The web role's gunicorn.conf.py (read from the working directory) with the bench's
+        # serving model on top: sync workers, or gthread when threads > 1.
         [str(Path(PY).parent / "gunicorn"), "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers),
-         "--threads", str(threads), "--log-level", "warning"],
+         "-k", "gthread" if threads > 1 else "sync", "--threads", str(threads), "--log-level", "warning"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

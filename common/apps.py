@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class CommonConfig(AppConfig):
@@ -6,6 +7,14 @@ class CommonConfig(AppConfig):
     verbose_name = "Platform"
 
     def ready(self) -> None:
+        from common import checks  # noqa: F401 - registers the production guards
+        from common.breakers import breaker_gauges
         from common.logging import install_context_on_log_records
+        from common.metrics import register_gauge_source
 
         install_context_on_log_records()
+        register_gauge_source("breakers", breaker_gauges)
+        if settings.SENTRY_DSN:
+            from common.task_errors import connect_task_error_reporting
+
+            connect_task_error_reporting()

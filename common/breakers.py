@@ -12,13 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import math
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pybreaker
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from common.models import CircuitBreakerRecord
 
@@ -171,3 +172,16 @@ def breakers_ready_check() -> tuple[bool, dict[str, str]]:
     """Readiness reports the breakers but does not fail on an open one: this process can
     still serve everything that does not need the unwell dependency."""
     return True, breaker_states()
+
+
+BREAKER_STATES = (pybreaker.STATE_CLOSED, pybreaker.STATE_HALF_OPEN, pybreaker.STATE_OPEN)
+
+
+def breaker_gauges() -> Iterator[Metric]:
+    """/metrics: one series per breaker and state, 1 for the state it is in (F3)."""
+    family = GaugeMetricFamily("reserve_circuit_breaker_state", "Shared circuit breaker state (1 = current).",
+                               labels=["breaker", "state"])
+    for name, current in breaker_states().items():
+        for state in BREAKER_STATES:
+            family.add_metric([name, state], 1 if current == state else 0)
+    yield family

@@ -14,6 +14,7 @@ from django.db import OperationalError, connection, models
 from django.utils import timezone
 
 from common.exceptions import VersionConflict
+from common.metrics import DEADLOCK_RETRIES
 
 logger = logging.getLogger("reserve.db")
 
@@ -23,7 +24,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 # 1020 record has changed since last read (InnoDB snapshot conflict).
 RETRYABLE_MYSQL_ERRORS = frozenset({1213, 1205, 1020})
 
-deadlock_retries_total = 0  # read by metrics; incremented per retry
+deadlock_retries_total = 0  # this process's retries (tests read it); /metrics counts them across processes
 
 
 def is_retryable_db_error(exc: BaseException) -> bool:
@@ -62,6 +63,7 @@ def retry_on_deadlock(
                         raise
                     global deadlock_retries_total
                     deadlock_retries_total += 1
+                    DEADLOCK_RETRIES.inc()
                     # Full jitter: two victims of the same deadlock must not collide again.
                     delay = random.uniform(0, min(max_delay, base_delay * 2 ** (attempt - 1)))
                     logger.warning(

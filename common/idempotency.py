@@ -38,6 +38,7 @@ from common.db import retry_on_deadlock
 from common.errors import exception_to_problem
 from common.exceptions import ApplicationError
 from common.faults import fault_point
+from common.metrics import IDEMPOTENT_REPLAYS
 from common.models import IdempotencyKey
 
 logger = logging.getLogger("reserve.idempotency")
@@ -247,6 +248,7 @@ def idempotency_run(*, request: Request, required: bool, operation: Callable[[],
     claim = idempotency_key_claim(user=request.user, key=key, method=request.method, path=request.path,
                                   fingerprint=fingerprint, endpoint=endpoint)
     if claim.response is not None:
+        IDEMPOTENT_REPLAYS.inc()
         return _to_http(claim.response, replayed=True)
     record = claim.record
     assert record is not None

@@ -1,18 +1,20 @@
 """Readiness details for the outbox and the task queue (E4, api.md /health/ready).
 
-Neither fails readiness: a web process with a backlog or without workers still takes
-payments (their outbox rows wait), so it must stay in the load balancer. Operators alert on
-the figures (and on /metrics)."""
+Neither fails readiness: a web process with a backlog still takes payments (their outbox
+rows wait), so it must stay in the load balancer. Operators alert on the figures (and on
+/metrics). What does fail readiness is outbox.schedules' check: no live cluster at all."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Min
+from django.db.models import Max, Min
 from django.utils import timezone
 
 from outbox.models import UNFINISHED, DeadLetter, DeadLetterStatus, OutboxEvent
+
+DRAIN_SCHEDULE = "outbox drain"
 
 
 def outbox_backlog() -> dict[str, Any]:
@@ -30,13 +32,13 @@ def outbox_ready_check() -> tuple[bool, dict[str, Any]]:
 
 def queue_ready_check() -> tuple[bool, dict[str, Any]]:
     """Is a django-q2 cluster alive? Its own stats need a shared cache (Redis); without one,
-    the drain schedule tells: a running cluster moves `next_run` forward every minute."""
-    from django_q.models import Schedule
+    the drain tells: a live cluster finishes a drain run about every minute."""
+    from django_q.models import Task
     from django_q.status import Stat
 
     clusters = len(Stat.get_all())
-    next_run = Schedule.objects.filter(name="outbox drain").values_list("next_run", flat=True).first()
-    schedule_fresh = next_run is not None and next_run > timezone.now() - timedelta(minutes=2)
-    alive = clusters > 0 or schedule_fresh
+    last_drain = Task.objects.filter(group=DRAIN_SCHEDULE).aggregate(last=Max("stopped"))["last"]
+    drain_recent = last_drain is not None and last_drain > timezone.now() - timedelta(minutes=3)
+    alive = clusters > 0 or drain_recent
     return True, {"status": "ok" if alive else "no_cluster", "clusters": clusters,
-                  "drain_next_run": next_run.isoformat() if next_run else None}
+                  "drain_last_finished": last_drain.isoformat() if last_drain else None}

@@ -4,12 +4,17 @@ Q_CLUSTER: max_attempts=1, ack_failures=True)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from django.conf import settings
 from django_q.tasks import async_task
 
-from outbox.delivery import outbox_claim_due, outbox_deliver, outbox_drain, worker_name
+from outbox import worker_shutdown
+from outbox.delivery import DrainStats, outbox_claim_due, outbox_deliver, outbox_drain, worker_name
+
+# The drain runs in slices this long, checking between them whether the worker is stopping.
+DRAIN_SLICE_SECONDS = 1.0
 
 
 def enqueue_delivery(event_id: uuid.UUID | str) -> None:
@@ -30,8 +35,23 @@ def outbox_deliver_event(event_id: str) -> str:
 
 def outbox_drain_task() -> dict[str, int]:
     """Scheduled every minute; loops for OUTBOX_DRAIN_SECONDS so that there is always a
-    drain running even though the scheduler fires late by up to ~30 s."""
+    drain running even though the scheduler fires late by up to ~30 s. Returns early when
+    the worker role is stopping (outbox.worker_shutdown): no new event is taken after that."""
     # Stop early enough that the event in progress finishes before the queue's timeout.
     duration = min(settings.OUTBOX_DRAIN_SECONDS, settings.Q_CLUSTER["timeout"] - 20)
-    stats = outbox_drain(duration_seconds=duration)
-    return stats.as_dict()
+    deadline = time.monotonic() + duration
+    total = DrainStats()
+    while not worker_shutdown.stopping():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        stats = outbox_drain(duration_seconds=min(DRAIN_SLICE_SECONDS, left))
+        total.add(stats)
+    return total.as_dict()
+
+
+def enqueue_drain(*, reason: str) -> None:
+    """Start a drain now rather than at the scheduler's next tick (up to ~30 s after a
+    cluster starts). Counted as a run of the "outbox drain" schedule."""
+    async_task("outbox.tasks.outbox_drain_task", q_options={"task_name": f"outbox drain ({reason})",
+                                                            "group": "outbox drain"})

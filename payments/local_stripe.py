@@ -95,6 +95,7 @@ class StrictStripe:
     lose_answers: bool = False
     refund_status: str | None = None  # answer refunds with this status (pending, failed)
     port: int = 0  # 0: any free port
+    host: str = "127.0.0.1"
     requests: list[Seen] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -116,7 +117,7 @@ class StrictStripe:
     def start(self) -> None:
         """Listen (again, on the same port after stop())."""
         handler = self._handler_class()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
+        self._httpd = ThreadingHTTPServer((self.host, self._port), handler)
         self._httpd.daemon_threads = True
         self._port = self._httpd.server_address[1]
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
@@ -373,9 +374,10 @@ class StrictStripe:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Production Stripe's rules in front of localstripe.")
     parser.add_argument("--port", type=int, default=8420)
+    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--upstream", default="http://127.0.0.1:8419", help="the localstripe to forward to")
     args = parser.parse_args()
-    stand_in = StrictStripe(args.upstream, port=args.port)
+    stand_in = StrictStripe(args.upstream, port=args.port, host=args.host)
     print(f"Stripe stand-in on {stand_in.url} (production rules) -> localstripe {args.upstream}", flush=True)
     try:
         threading.Event().wait()

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from common.exceptions import ApplicationError
 from payments import gateway
+from payments.metrics import count_webhook
 from payments.services import stripe_event_ingest
 
 
@@ -37,10 +38,18 @@ class StripeWebhookApi(APIView):
                                            tolerance=300)
             payload = json.loads(body)
         except gateway.WebhookSignatureInvalid as exc:
+            count_webhook("invalid_signature")
             raise InvalidWebhook("The Stripe signature does not match.", code="invalid_signature") from exc
         except ValueError as exc:
+            count_webhook("invalid")
             raise InvalidWebhook("The body is not a Stripe event.") from exc
         if not isinstance(payload, dict) or not payload.get("id") or not payload.get("type"):
+            count_webhook("invalid")
             raise InvalidWebhook("The event has no id or type.")
-        stripe_event_ingest(payload=payload)
+        try:
+            result = stripe_event_ingest(payload=payload)
+        except Exception:
+            count_webhook("failed")  # answered 5xx: Stripe sends it again
+            raise
+        count_webhook(result.status)
         return Response({"received": True})

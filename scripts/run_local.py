@@ -4,10 +4,13 @@
 SQLite (the default DATABASE_URL), the real local Stripe server (localstripe, on :8419) behind
 the stand-in that enforces production Stripe's rules (payments/local_stripe.py) on :8420, with
 our webhook registered, the fake supplier on :8421, a django-q2 cluster (outbox delivery,
-expiry, reconcile, purge), and the web server on :8000. Ctrl-C stops everything."""
+expiry, reconcile, purge), and the web server on :8000. Ctrl-C or SIGTERM stops everything:
+the first signal starts the shutdown, later ones are ignored until every process it started
+has exited (SIGTERM, then SIGKILL after a grace period)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -20,11 +23,14 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 ENV = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings.local"),
        "PYTHONUNBUFFERED": "1"}
-LOGS = ROOT / ".run"
-WEB = ("127.0.0.1", 8000)
-STRIPE = ("127.0.0.1", 8420)
-LOCALSTRIPE = ("127.0.0.1", 8419)
-SUPPLIER = ("127.0.0.1", 8421)
+LOGS = Path(os.environ.get("RUN_LOG_DIR", ROOT / ".run"))
+WEB = ("127.0.0.1", int(os.environ.get("RUN_WEB_PORT", "8000")))
+STRIPE = ("127.0.0.1", int(os.environ.get("RUN_STRIPE_PORT", "8420")))
+# localstripe itself, behind the stand-in that enforces production Stripe's rules on STRIPE.
+LOCALSTRIPE = ("127.0.0.1", int(os.environ.get("RUN_LOCALSTRIPE_PORT", "8419")))
+SUPPLIER = ("127.0.0.1", int(os.environ.get("RUN_SUPPLIER_PORT", "8421")))
+ENV.setdefault("STRIPE_API_BASE", f"http://{STRIPE[0]}:{STRIPE[1]}")
+STOP_GRACE_SECONDS = 20  # the worker lets a call in progress finish
 
 
 def manage(*args: str) -> str:
@@ -56,55 +62,78 @@ def start(name: str, cmd: list[str], addr: tuple[str, int] | None = None) -> sub
     proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     if addr:
         wait_port(addr, proc, name)
-    print(f"  {name:<15} pid {proc.pid}  log {LOGS / (name + '.log')}")
+    print(f"  {name:<15} pid {proc.pid}  log {LOGS / (name + '.log')}", flush=True)
     return proc
 
 
-def _stop_on_sigterm(signum: int, frame: object) -> None:
+def _stop_requested(signum: int, frame: object) -> None:
+    _ignore_signals()
     raise KeyboardInterrupt
 
 
+def _ignore_signals() -> None:
+    """From the first signal on, cleanup must run to its end: a second Ctrl-C or SIGTERM used
+    to raise inside it and leave children running."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def stop_all(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM to each child, as an orchestrator sends it to a container's first process: the
+    worker and gunicorn stop their own processes gracefully (a signal to the whole group would
+    kill the cluster's processes mid-task). Each child leads its own process group
+    (start_new_session): whatever is left of a group after the grace period is killed."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for p in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.wait(timeout=max(deadline - time.monotonic(), 0.1))
+    for p in procs:
+        with contextlib.suppress(ProcessLookupError):  # whatever is left in the group, the leader too
+            os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+
+
 def main() -> None:
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    LOGS.mkdir(exist_ok=True)
-    print("migrating the database …")
-    manage("migrate", "--noinput")
-    print(manage("seed_demo", f"--supplier-url=http://{SUPPLIER[0]}:{SUPPLIER[1]}"), end="")
-    manage("setup_schedules")
+    signal.signal(signal.SIGTERM, _stop_requested)
+    signal.signal(signal.SIGINT, _stop_requested)
+    LOGS.mkdir(parents=True, exist_ok=True)
     procs: list[subprocess.Popen] = []
     try:
+        print("migrating the database (and its schedules) …")
+        manage("migrate", "--noinput")
+        print(manage("seed_demo", f"--supplier-url=http://{SUPPLIER[0]}:{SUPPLIER[1]}"), end="")
         print("starting processes:")
-        procs.append(start("localstripe", [str(Path(PY).parent / "localstripe"), "--port", str(LOCALSTRIPE[1])],
-                           LOCALSTRIPE))
+        stripe_args = ["--from-scratch"] if os.environ.get("RUN_STRIPE_FROM_SCRATCH") else []
+        procs.append(start("localstripe", [str(Path(PY).parent / "localstripe"), "--port", str(LOCALSTRIPE[1]),
+                                           *stripe_args], LOCALSTRIPE))
         procs.append(start("stripe", [PY, "-m", "payments.local_stripe", "--port", str(STRIPE[1]),
                                       "--upstream", f"http://{LOCALSTRIPE[0]}:{LOCALSTRIPE[1]}"], STRIPE))
         procs.append(start("fake-supplier", [PY, "-m", "suppliers.fake_server", "--port", str(SUPPLIER[1])], SUPPLIER))
         procs.append(start("web", [PY, "manage.py", "runserver", "--noreload", f"{WEB[0]}:{WEB[1]}"], WEB))
-        procs.append(start("qcluster", [PY, "manage.py", "qcluster"]))
+        # The worker role (a django-q2 cluster that stops gracefully); its metrics port is off here.
+        procs.append(start("qcluster", [PY, "manage.py", "run_worker", "--metrics-port", "0"]))
         manage("stripe_register_local_webhook", f"--url=http://{WEB[0]}:{WEB[1]}/webhooks/stripe/")
         print("  webhook         localstripe → /webhooks/stripe/ registered")
         # Needs localstripe up: the ON_REQUEST demo reservation is really paid (and refundable).
         print(manage("seed_backoffice_demo"), end="")
         print("\nReserve & Charge is running:")
-        print(f"  API       http://{WEB[0]}:{WEB[1]}/api/v1/   (docs: /api/docs/)")
+        print(f"  API       http://{WEB[0]}:{WEB[1]}/api/v1/   (docs: /api/docs/, /api/redoc/)")
         print(f"  admin     http://{WEB[0]}:{WEB[1]}/admin/   (staff / staff-demo-pass)")
-        print(f"  health    http://{WEB[0]}:{WEB[1]}/health/ready")
-        print("Ctrl-C stops everything.")
+        print(f"  health    http://{WEB[0]}:{WEB[1]}/health/ready   metrics: /metrics (from this machine)")
+        print("Ctrl-C stops everything.", flush=True)
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
         dead = [p for p in procs if p.poll() is not None]
         print(f"a process exited ({dead[0].args[0]} …); stopping the rest. Logs in {LOGS}/")
     except KeyboardInterrupt:
-        print("\nstopping …")
+        print("\nstopping …", flush=True)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
+        _ignore_signals()
+        stop_all(procs)
+        print("stopped.", flush=True)
 
 
 if __name__ == "__main__":

@@ -103,6 +103,27 @@ def stripe_local(strict_stripe, settings):
     return strict_stripe.url
 
 
+# --- Redis ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """TEST_REDIS_URL (default redis://127.0.0.1:6379/0). Never flushed: tests use unique keys."""
+    from tests.support.redis_server import require_redis, suite_redis_url
+
+    url = suite_redis_url()
+    require_redis(url)
+    return url
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A private redis-server on a free port, which the test may stop or pause."""
+    from tests.support.redis_server import private_redis
+
+    with private_redis(tmp_path) as server:
+        yield server
+
+
 # --- Fake supplier and Slack sink (outbox) -------------------------------------------------
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,9 @@ class BoomApi(APIView):
     def get(self, request):
         raise ValueError("secret-sauce SELECT * FROM customers WHERE password='hunter2'")
 
+    def post(self, request):
+        raise ValueError("boom with a body")
+
 
 class DatabaseGoneApi(APIView):
     permission_classes = [AllowAny]

@@ -1,6 +1,7 @@
 """Settings shared by every environment. Everything a deployment changes comes from the
 environment (django-environ); secrets have no default outside local/test settings."""
 
+import datetime as dt
 from pathlib import Path
 
 import environ
@@ -24,7 +25,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc served by us, no CDN
     "django_q",
+    "axes",
     "common",
     "suppliers",
     "reservations",
@@ -34,7 +37,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "common.middleware.RequestIdMiddleware",
+    "common.middleware.AccessLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files from the web process itself (compressed, cache-busted names in production).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -42,6 +48,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "common.middleware.ProblemDetailsMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into its lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -91,10 +99,29 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 SILENCED_SYSTEM_CHECKS = ["models.W037"]
 
 REDIS_URL = env("REDIS_URL", default="")
+# E5: a Redis that hangs costs a request at most these, and callers of the cache degrade
+# (throttling lets the request through) instead of failing.
+CACHE_CONNECT_TIMEOUT_SECONDS = env.float("CACHE_CONNECT_TIMEOUT_SECONDS", default=0.5)
+CACHE_SOCKET_TIMEOUT_SECONDS = env.float("CACHE_SOCKET_TIMEOUT_SECONDS", default=0.5)
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                "socket_connect_timeout": CACHE_CONNECT_TIMEOUT_SECONDS,
+                "socket_timeout": CACHE_SOCKET_TIMEOUT_SECONDS,
+            },
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+AUTHENTICATION_BACKENDS = [
+    # First, as django-axes requires: refuses a locked-out login before any password check.
+    "common.auth_backends.LoginLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -108,7 +135,28 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# --- Client address and login protection ---------------------------------------------------
+# How many proxies in front of us append to X-Forwarded-For. 0: the header is ignored and the
+# peer address is the client (a client cannot choose its own identity for throttling).
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+
+# Admin login (staff can refund money): after AXES_FAILURE_LIMIT failures for one username from
+# one address, that pair is locked out for AXES_COOLOFF_MINUTES. The lockout key is
+# AXES_LOCKOUT_PARAMETERS: per-account lockout is adding "username" alone; covering the API
+# token login too is AXES_ONLY_ADMIN_SITE = False (its lockout is then a 429 problem).
+AXES_ONLY_ADMIN_SITE = env.bool("AXES_ONLY_ADMIN_SITE", default=True)
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "common.net.client_ip"
+AXES_VERBOSE = False
 
 # --- API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -119,13 +167,14 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "common.throttling.AnonRateThrottle",
+        "common.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "user": env("API_THROTTLE_USER_RATE", default="300/min"),
         "anon": env("API_THROTTLE_ANON_RATE", default="60/min"),
     },
+    "NUM_PROXIES": NUM_PROXIES,
     "EXCEPTION_HANDLER": "common.errors.problem_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -135,6 +184,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Served from our own static files (drf-spectacular-sidecar): the docs work offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Domain --------------------------------------------------------------------------------
@@ -178,7 +231,8 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Reserve & Charge <no-rep
 # (ack_failures) and never re-run by the broker; retry > timeout so a slow task is not
 # delivered twice while it still runs.
 Q_CLUSTER = {
-    "name": "reserve",
+    # One queue per name: clusters sharing a name share work (G3).
+    "name": env("Q_CLUSTER_NAME", default="reserve"),
     # Up to two overlapping drains occupy workers; the others serve on-commit deliveries.
     "workers": env.int("Q_WORKERS", default=4),
     "timeout": env.int("Q_TIMEOUT_SECONDS", default=120),
@@ -199,6 +253,13 @@ else:
 
 # --- Observability -------------------------------------------------------------------------
 SENTRY_DSN = env("SENTRY_DSN", default="")
+SENTRY_ENVIRONMENT = env("SENTRY_ENVIRONMENT", default="")
+SENTRY_RELEASE = env("SENTRY_RELEASE", default="")
+SENTRY_TRACES_SAMPLE_RATE = env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0)
+# /metrics (F3) answers a scraper with `Authorization: Bearer <METRICS_TOKEN>` or from one of
+# METRICS_ALLOWED_NETWORKS (CIDRs; the client address as NUM_PROXIES says). Neither set: 403.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
@@ -221,19 +282,16 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # Django logs every 4xx as a warning; our own handler logs what matters.
         "django.request": {"level": "ERROR"},
+        # One line per request (F4), from common.middleware.AccessLogMiddleware.
+        "reserve.access": {"level": env("ACCESS_LOG_LEVEL", default="INFO")},
     },
 }
 
-if SENTRY_DSN:
-    import sentry_sdk
-    from sentry_sdk.integrations.django import DjangoIntegration
+# Production only: refuse to start without real secrets or with mail going to the console.
+PRODUCTION = False
 
-    sentry_sdk.init(
-        dsn=SENTRY_DSN,
-        integrations=[DjangoIntegration()],
-        send_default_pii=False,
-        # Frame locals could hold a supplier's Authorization header or a guest's details;
-        # tracebacks without them are enough to debug (E7: no secrets or PII leave us).
-        include_local_variables=False,
-        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
-    )
+if SENTRY_DSN:
+    from config.sentry import sentry_init
+
+    sentry_init(dsn=SENTRY_DSN, environment=SENTRY_ENVIRONMENT, release=SENTRY_RELEASE,
+                traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE)

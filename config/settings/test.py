@@ -17,3 +17,6 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Throttling is tested on its own with explicit rates; concurrency tests must not hit it.
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"user": "100000/min", "anon": "100000/min"}}
 LOGGING_CONFIG = None if os.environ.get("TEST_QUIET_LOGS") else "logging.config.dictConfig"
+# Static files from the apps' directories (no collectstatic in the test run).
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True

@@ -15,6 +15,7 @@ import requests
 from django.conf import settings
 
 from suppliers.clients.base import BREAKER_OPEN, BookingRequest, SupplierAdapter, SupplierOutcome, SupplierResult
+from suppliers.metrics import observe_supplier_call
 from suppliers.models import Supplier
 
 logger = logging.getLogger("reserve.suppliers")
@@ -118,16 +119,19 @@ class HttpSupplierAdapter(SupplierAdapter):
 
         breaker = self._breaker()
         try:
-            return breaker.call(attempt)
+            result = breaker.call(attempt)
         except _SupplierUnavailable as exc:
-            return exc.result
+            result = exc.result
         except pybreaker.CircuitBreakerError as exc:
             # Either the breaker was open (no call made) or this very failure tripped it.
             cause = exc.__context__
             if isinstance(cause, _SupplierUnavailable):
-                return cause.result
-            return SupplierResult(outcome=SupplierOutcome.RETRYABLE, error_code=BREAKER_OPEN, call_made=False,
-                                  retry_after_seconds=breaker.retry_after_seconds(), **base)
+                result = cause.result
+            else:
+                result = SupplierResult(outcome=SupplierOutcome.RETRYABLE, error_code=BREAKER_OPEN, call_made=False,
+                                        retry_after_seconds=breaker.retry_after_seconds(), **base)
+        observe_supplier_call(supplier=self.supplier.slug, result=result)
+        return result
 
     @staticmethod
     def _classify_book(status: int, payload: Any) -> tuple[SupplierOutcome, str]:

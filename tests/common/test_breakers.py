@@ -20,21 +20,10 @@ class BusinessError(Exception):
     pass
 
 
-def _redis_available() -> bool:
-    try:
-        import redis
-
-        return bool(redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=0.5).ping())
-    except Exception:
-        return False
-
-
 @pytest.fixture(params=["database", "redis"])
 def storage_backend(request, settings):
     if request.param == "redis":
-        if not _redis_available():
-            pytest.skip("no Redis on 127.0.0.1:6379")
-        settings.REDIS_URL = "redis://127.0.0.1:6379/0"
+        settings.REDIS_URL = request.getfixturevalue("redis_url")
     else:
         settings.REDIS_URL = ""
     return request.param

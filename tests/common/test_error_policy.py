@@ -112,18 +112,6 @@ def test_client_request_id_is_echoed_and_garbage_is_replaced(api):
     assert len(replaced) == 32
 
 
-@pytest.fixture
-def strict_throttling(monkeypatch):
-    """DRF binds THROTTLE_RATES at import time, so the rates are patched on the class."""
-    from django.core.cache import cache
-    from rest_framework.throttling import SimpleRateThrottle
-
-    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"user": "3/min", "anon": "3/min"})
-    cache.clear()
-    yield
-    cache.clear()
-
-
 def test_throttling_answers_429_with_retry_after(api, strict_throttling):
     codes = [api.get("/api/v1/reservations/").status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]

@@ -4,6 +4,7 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
+from tests.support.schedules import record_schedule_runs
 from tests.support.servers import closed_port
 
 
@@ -22,6 +23,7 @@ def test_db_reports_latency():
 
 @pytest.mark.django_db
 def test_ready_lists_its_checks():
+    record_schedule_runs()  # what a live cluster leaves behind
     response = APIClient().get("/health/ready")
     assert response.status_code == 200
     checks = response.json()["checks"]

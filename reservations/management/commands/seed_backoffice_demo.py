@@ -20,6 +20,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from common.checks import refuse_demo_data
 from outbox.models import DeadLetter, OutboxEvent, OutboxStatus
 from payments.models import Payment, PaymentStatus
 from reservations.models import Reservation, ReservationStatus, SupplierStatus
@@ -38,6 +39,7 @@ class Command(BaseCommand):
            "dead letters (idempotent)."
 
     def handle(self, *args, **options) -> None:
+        refuse_demo_data()
         staff = self._staff_user()
         product = self._product()
         reservation = Reservation.objects.filter(guest_email=DEMO_GUEST_EMAIL, product=product).first()

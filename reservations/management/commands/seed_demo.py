@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
+from common.checks import refuse_demo_data
 from suppliers.models import Product, Supplier
 
 DEMO_PRODUCTS = [
@@ -32,6 +33,7 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args, **options) -> None:
+        refuse_demo_data()
         supplier, _ = Supplier.objects.update_or_create(
             slug="acme-tours",
             defaults={"name": "Acme Tours (fake supplier)", "base_url": options["supplier_url"],

@@ -1,0 +1,69 @@
+"""Throttling (E6): the client address comes from NUM_PROXIES trusted proxies, so a client
+cannot reset its budget with X-Forwarded-For; a Redis that is down or hangs lets requests
+through (degraded) instead of failing them."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from rest_framework.test import APIClient
+
+pytestmark = pytest.mark.django_db
+
+
+def login_attempt(client: APIClient, **headers: str) -> int:
+    return client.post("/api/v1/auth/token/", {"username": "nobody", "password": "x"}, format="json",
+                       **headers).status_code
+
+
+def test_without_trusted_proxies_x_forwarded_for_is_ignored(strict_throttling, settings):
+    settings.NUM_PROXIES = 0
+    client = APIClient(REMOTE_ADDR="198.51.100.7")
+
+    codes = [login_attempt(client, HTTP_X_FORWARDED_FOR=f"10.0.0.{i}") for i in range(4)]
+
+    assert codes == [400, 400, 400, 429]
+
+
+def test_behind_one_proxy_a_client_cannot_choose_its_address(strict_throttling, settings):
+    """The proxy appends the address it saw; what the client wrote before it is ignored."""
+    settings.NUM_PROXIES = 1
+    proxy = APIClient(REMOTE_ADDR="10.0.0.2")
+
+    codes = [login_attempt(proxy, HTTP_X_FORWARDED_FOR=f"1.2.3.{i}, 198.51.100.7") for i in range(4)]
+    other_client = login_attempt(proxy, HTTP_X_FORWARDED_FOR="1.2.3.4, 198.51.100.8")
+
+    assert codes == [400, 400, 400, 429]
+    assert other_client == 400  # its own budget
+
+
+@pytest.fixture
+def redis_cache(settings, own_redis):
+    settings.CACHES = {"default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": own_redis.url,
+        "OPTIONS": {"socket_connect_timeout": settings.CACHE_CONNECT_TIMEOUT_SECONDS,
+                    "socket_timeout": settings.CACHE_SOCKET_TIMEOUT_SECONDS}}}
+    return own_redis
+
+
+def test_throttles_count_in_redis(strict_throttling, redis_cache):
+    client = APIClient(REMOTE_ADDR="198.51.100.9")
+    assert [login_attempt(client) for _ in range(4)] == [400, 400, 400, 429]
+
+
+@pytest.mark.parametrize("failure", ["paused", "stopped"])
+def test_a_hanging_or_stopped_redis_degrades_throttling_instead_of_failing(redis_cache, strict_throttling,
+                                                                          failure):
+    client = APIClient(REMOTE_ADDR="198.51.100.10", raise_request_exception=False)
+    assert login_attempt(client) == 400
+    redis_cache.pause() if failure == "paused" else redis_cache.stop()
+
+    started = time.monotonic()
+    codes = [login_attempt(client) for _ in range(4)]
+    elapsed = time.monotonic() - started
+
+    assert codes == [400, 400, 400, 400]  # served (unthrottled), never a 500
+    assert elapsed < 4 * 3  # each request waits at most the cache's timeouts, not forever
+    if failure == "paused":
+        redis_cache.resume()
