@@ -30,6 +30,7 @@ test: venv
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-logo  # dependencies point one way (pyproject.toml [tool.importlinter])
 
 demo-reset:
 	rm -f db.sqlite3 db.sqlite3-wal db.sqlite3-shm /tmp/localstripe.pickle

@@ -79,6 +79,13 @@ def retry_on_deadlock(
     return decorate(func) if func is not None else decorate
 
 
+def version_check(instance: models.Model, expected_version: int | None) -> None:
+    """The one optimistic-locking check (A5): refuse with VersionConflict when the caller acted
+    on another version than the row holds now (a stale page, a lost race). None: no check."""
+    if expected_version is not None and expected_version != instance.version:
+        raise VersionConflict(extra={"current_version": instance.version, "expected_version": expected_version})
+
+
 def versioned_update(instance: models.Model, *, fields: dict[str, Any], expected_version: int | None = None) -> None:
     """`UPDATE … SET …, version = version + 1 WHERE pk = %s AND version = %s`.
 

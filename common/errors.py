@@ -13,8 +13,10 @@ import sentry_sdk
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
+from django.views.defaults import page_not_found, server_error
 from rest_framework import exceptions as drf
 
+from common.error_codes import ErrorCode
 from common.exceptions import ApplicationError
 from common.request_context import request_id_var
 
@@ -24,26 +26,26 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 _PROBLEM_PREFIXES = ("/api/", "/webhooks/")
 
 _DRF_CODES: dict[type[drf.APIException], str] = {
-    drf.ParseError: "malformed_request",
-    drf.ValidationError: "validation_error",
-    drf.NotAuthenticated: "not_authenticated",
-    drf.AuthenticationFailed: "authentication_failed",
-    drf.PermissionDenied: "permission_denied",
-    drf.NotFound: "not_found",
-    drf.MethodNotAllowed: "method_not_allowed",
-    drf.NotAcceptable: "not_acceptable",
-    drf.UnsupportedMediaType: "unsupported_media_type",
-    drf.Throttled: "throttled",
+    drf.ParseError: ErrorCode.MALFORMED_REQUEST,
+    drf.ValidationError: ErrorCode.VALIDATION_ERROR,
+    drf.NotAuthenticated: ErrorCode.NOT_AUTHENTICATED,
+    drf.AuthenticationFailed: ErrorCode.AUTHENTICATION_FAILED,
+    drf.PermissionDenied: ErrorCode.PERMISSION_DENIED,
+    drf.NotFound: ErrorCode.NOT_FOUND,
+    drf.MethodNotAllowed: ErrorCode.METHOD_NOT_ALLOWED,
+    drf.NotAcceptable: ErrorCode.NOT_ACCEPTABLE,
+    drf.UnsupportedMediaType: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    drf.Throttled: ErrorCode.THROTTLED,
 }
 _STATUS_CODES = {
-    400: "bad_request",
-    401: "not_authenticated",
-    403: "permission_denied",
-    404: "not_found",
-    405: "method_not_allowed",
-    429: "throttled",
-    500: "internal_error",
-    503: "service_unavailable",
+    400: ErrorCode.BAD_REQUEST,
+    401: ErrorCode.NOT_AUTHENTICATED,
+    403: ErrorCode.PERMISSION_DENIED,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    429: ErrorCode.THROTTLED,
+    500: ErrorCode.INTERNAL_ERROR,
+    503: ErrorCode.SERVICE_UNAVAILABLE,
 }
 
 
@@ -83,7 +85,7 @@ def problem_response(
 
 
 def internal_error_response(request: HttpRequest | None) -> HttpResponse:
-    return problem_response(request, status=500, code="internal_error", detail="Internal server error",
+    return problem_response(request, status=500, code=ErrorCode.INTERNAL_ERROR, detail="Internal server error",
                             title="Internal server error")
 
 
@@ -124,7 +126,7 @@ def exception_to_problem(exc: Exception, request: HttpRequest | None) -> HttpRes
         # Lost connection, server gone, lock wait exhausted: the transaction was rolled back
         # by the database; the client may retry and the next request reconnects (E3).
         logger.warning("database unavailable: %s", type(exc).__name__, exc_info=exc)
-        return problem_response(request, status=503, code="database_unavailable",
+        return problem_response(request, status=503, code=ErrorCode.DATABASE_UNAVAILABLE,
                                 detail="The database is temporarily unavailable; retry later.",
                                 headers={"Retry-After": "1"})
     if isinstance(exc, DatabaseError):
@@ -144,14 +146,10 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpRe
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if is_problem_path(request.path):
         return problem_response(request, status=404)
-    from django.views.defaults import page_not_found
-
     return page_not_found(request, exception)
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
     if is_problem_path(request.path):
         return internal_error_response(request)
-    from django.views.defaults import server_error
-
     return server_error(request)

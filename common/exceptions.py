@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from common.error_codes import ErrorCode
+
 
 class ApplicationError(Exception):
     status_code = 400
-    code = "application_error"
+    code = ErrorCode.APPLICATION_ERROR
     title = "Request could not be processed"
     default_detail = "The request could not be processed."
 
@@ -34,7 +36,7 @@ class ApplicationError(Exception):
 
 class InvalidState(ApplicationError):
     status_code = 409
-    code = "invalid_state"
+    code = ErrorCode.INVALID_STATE
     title = "Invalid state"
     default_detail = "This action is not allowed in the current state."
 
@@ -43,28 +45,28 @@ class VersionConflict(ApplicationError):
     """The row changed since it was read (optimistic locking, A5)."""
 
     status_code = 409
-    code = "version_conflict"
+    code = ErrorCode.VERSION_CONFLICT
     title = "Version conflict"
     default_detail = "The resource was modified concurrently; reload it and try again."
 
 
 class SoldOut(ApplicationError):
     status_code = 409
-    code = "sold_out"
+    code = ErrorCode.SOLD_OUT
     title = "Sold out"
     default_detail = "Not enough capacity left for this product on this date."
 
 
 class NotFound(ApplicationError):
     status_code = 404
-    code = "not_found"
+    code = ErrorCode.NOT_FOUND
     title = "Not found"
     default_detail = "Not found."
 
 
 class ServiceUnavailable(ApplicationError):
     status_code = 503
-    code = "service_unavailable"
+    code = ErrorCode.SERVICE_UNAVAILABLE
     title = "Service unavailable"
     default_detail = "The service is temporarily unavailable; retry later."
 

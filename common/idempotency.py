@@ -35,6 +35,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from common.db import retry_on_deadlock
+from common.error_codes import ErrorCode
 from common.errors import exception_to_problem
 from common.exceptions import ApplicationError
 from common.faults import fault_point
@@ -50,28 +51,28 @@ MAX_KEY_LENGTH = 255
 
 class IdempotencyKeyMissing(ApplicationError):
     status_code = 400
-    code = "idempotency_key_missing"
+    code = ErrorCode.IDEMPOTENCY_KEY_MISSING
     title = "Idempotency-Key required"
     default_detail = "This request needs an Idempotency-Key header (1-255 characters)."
 
 
 class IdempotencyKeyInvalid(ApplicationError):
     status_code = 400
-    code = "idempotency_key_invalid"
+    code = ErrorCode.IDEMPOTENCY_KEY_INVALID
     title = "Invalid Idempotency-Key"
     default_detail = "The Idempotency-Key header must be 1-255 printable characters."
 
 
 class IdempotencyKeyReused(ApplicationError):
     status_code = 409
-    code = "idempotency_key_reused"
+    code = ErrorCode.IDEMPOTENCY_KEY_REUSED
     title = "Idempotency-Key reused"
     default_detail = "This Idempotency-Key was already used for a different request."
 
 
 class IdempotencyKeyInUse(ApplicationError):
     status_code = 409
-    code = "idempotency_key_in_use"
+    code = ErrorCode.IDEMPOTENCY_KEY_IN_USE
     title = "Idempotency-Key in use"
     default_detail = "A request with this Idempotency-Key is still being processed; retry shortly."
 

@@ -50,7 +50,8 @@ CALL_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
 
 STRIPE_CALL_SECONDS = Histogram("reserve_stripe_call_seconds", "Stripe API call latency (calls made).",
                                 ["operation"], buckets=CALL_BUCKETS)
-STRIPE_CALLS = Counter("reserve_stripe_calls", "Stripe API calls made, by outcome.", ["operation", "outcome"])
+STRIPE_CALLS = Counter("reserve_stripe_calls", "Stripe API calls by outcome (breaker_open: no call made).",
+                       ["operation", "outcome"])
 SUPPLIER_CALL_SECONDS = Histogram("reserve_supplier_call_seconds", "Supplier API call latency (calls made).",
                                   ["supplier", "operation"], buckets=CALL_BUCKETS)
 SUPPLIER_CALLS = Counter("reserve_supplier_calls", "Supplier API attempts, by outcome (breaker_open: no call).",

@@ -1,8 +1,10 @@
-"""Notification topics: staff alerts (email, Slack) and customer email (C5).
+"""Notification handlers: staff alerts (the outbox's own topics `alert.email`, `alert.slack`)
+and a generic e-mail handler that apps register for their own topics (the guest e-mails of
+reservations, C8).
 
 Each is an outbox event with its own bounded retries and explicit timeouts (E5: SMTP uses
-EMAIL_TIMEOUT, Slack SLACK_TIMEOUT_SECONDS). A dead alert is logged and sent to Sentry; it
-never raises another alert and never touches a reservation."""
+EMAIL_TIMEOUT, Slack SLACK_TIMEOUT_SECONDS). A dead notification is logged and sent to Sentry;
+it never raises another alert and never touches a reservation."""
 
 from __future__ import annotations
 
@@ -13,13 +15,13 @@ import sentry_sdk
 from django.conf import settings
 from django.core.mail import send_mail
 
-from outbox.handlers import Verdict
+from outbox.handlers import TopicHandler, Verdict
 from outbox.models import OutboxEvent
 
 logger = logging.getLogger("reserve.alerts")
 
 
-class _Notification:
+class _Notification(TopicHandler):
     def apply(self, event: OutboxEvent, result: str | None) -> Verdict:
         return Verdict.retry(result) if result else Verdict.delivered()
 
@@ -41,11 +43,15 @@ class AlertEmailHandler(_Notification):
         return None
 
 
-class CustomerEmailHandler(_Notification):
+class EmailMessageHandler(_Notification):
+    """Sends the e-mail its payload holds: `to`, `subject`, `body` (plain text) and, optionally,
+    `html`. The producing app renders the message when it enqueues it."""
+
     def perform(self, event: OutboxEvent) -> str | None:
+        payload = event.payload
         try:
-            send_mail(event.payload["subject"], event.payload["body"], settings.DEFAULT_FROM_EMAIL,
-                      [event.payload["to"]])
+            send_mail(payload["subject"], payload["body"], settings.DEFAULT_FROM_EMAIL, [payload["to"]],
+                      html_message=payload.get("html") or None)
         except OSError as exc:
             return f"email: {type(exc).__name__}: {exc}"[:500]
         return None

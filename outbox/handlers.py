@@ -1,16 +1,20 @@
-"""What delivering one topic means. A handler's `perform` talks to the outside world and runs
-outside any transaction; `apply` records the result inside the delivery's transaction, after
-the event row is locked and its version checked, and returns a Verdict. Before the event row
-is locked, the handler's optional `lock` takes the rows its `apply` or `on_dead` will change,
-so that the delivery keeps the one lock order of common/locking.py (the event row last)."""
+"""What delivering one topic means, and the registry of topics (the outbox is a library: the
+apps that produce events register their handlers from their own AppConfig.ready(); the outbox
+imports none of them).
+
+A handler's `perform` talks to the outside world and runs outside any transaction; `apply`
+records the result inside the delivery's transaction, after the event row is locked and its
+version checked, and returns a Verdict. Before the event row is locked, the handler's `lock`
+takes the rows its `apply` or hooks will change, so that the delivery keeps the one lock order
+of common/locking.py (the event row last). The hooks carry the domain's reactions to what the
+outbox does with an event: `on_dead` (attempts exhausted or a permanent error), `on_replayed`
+and `on_discarded` (staff resolved its dead letter); each runs inside that transaction."""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-from django.utils.module_loading import import_string
+from typing import Any
 
 from outbox.models import OutboxEvent
 
@@ -56,47 +60,56 @@ class PerformFailed:
     error: str
 
 
-class TopicHandler(Protocol):
-    def perform(self, event: OutboxEvent) -> Any: ...
+class TopicHandler:
+    """Base of every topic's handler; the hooks do nothing unless a topic needs them."""
 
-    # Optional: lock, inside the delivery's transaction, the rows that `apply` and `on_dead`
-    # change (e.g. the reservation), before the delivery locks the event row. Default: none.
-    def lock(self, event: OutboxEvent) -> None: ...
+    def lock(self, event: OutboxEvent) -> None:
+        """Lock, in the lock order, the rows `apply` and the hooks change (default: none)."""
 
-    def apply(self, event: OutboxEvent, result: Any) -> Verdict: ...
+    def perform(self, event: OutboxEvent) -> Any:
+        raise NotImplementedError
 
-    def on_dead(self, event: OutboxEvent, error: str) -> None: ...
+    def apply(self, event: OutboxEvent, result: Any) -> Verdict:
+        raise NotImplementedError
+
+    def on_dead(self, event: OutboxEvent, error: str) -> None:
+        """The event was dead-lettered (inside the transaction that did it)."""
+
+    def on_replayed(self, event: OutboxEvent, actor: str) -> None:
+        """Staff replayed its dead letter: the event is due again, same id and key."""
+
+    def on_discarded(self, event: OutboxEvent, actor: str, reason: str) -> None:
+        """Staff gave up on it for good, with a reason."""
 
 
-def handler_lock(handler: TopicHandler | None, event: OutboxEvent) -> None:
-    """Run the handler's `lock` hook, if it has one (notifications change no domain row)."""
-    lock = getattr(handler, "lock", None)
-    if lock is not None:
-        lock(event)
-
-
-# topic -> handler class. Dotted paths keep the outbox free of imports of the apps it serves.
-HANDLERS: dict[str, str] = {
-    "supplier.book": "suppliers.booking.SupplierBookHandler",
-    "supplier.cancel": "suppliers.booking.SupplierCancelHandler",
-    "reservation.compensate": "payments.services.cancel.CompensationHandler",
-    "payment.refund": "payments.services.refunds.RefundSendHandler",
-    "payment.cancel_intent": "payments.services.cancel.IntentCancelHandler",
-    "alert.email": "outbox.alerts.AlertEmailHandler",
-    "alert.slack": "outbox.alerts.AlertSlackHandler",
-    "email.customer": "outbox.alerts.CustomerEmailHandler",
-}
-
-_instances: dict[str, TopicHandler] = {}
+_handlers: dict[str, TopicHandler] = {}
 
 
 class UnknownTopic(LookupError):
     pass
 
 
+def register_topic(topic: str, handler: TopicHandler) -> TopicHandler:
+    """Called from the owning app's AppConfig.ready(). Registering a topic twice with another
+    handler is a bug (two apps claiming one topic)."""
+    current = _handlers.get(topic)
+    if current is not None and type(current) is not type(handler):
+        raise ValueError(f"outbox topic {topic!r} already has handler {type(current).__name__}")
+    _handlers[topic] = handler
+    return handler
+
+
+def registered_topics() -> list[str]:
+    return sorted(_handlers)
+
+
 def handler_for(topic: str) -> TopicHandler:
-    if topic not in _instances:
-        if topic not in HANDLERS:
-            raise UnknownTopic(topic)
-        _instances[topic] = import_string(HANDLERS[topic])()
-    return _instances[topic]
+    try:
+        return _handlers[topic]
+    except KeyError:
+        raise UnknownTopic(topic) from None
+
+
+def handler_lock(handler: TopicHandler | None, event: OutboxEvent) -> None:
+    if handler is not None:
+        handler.lock(event)

@@ -11,6 +11,8 @@ from typing import Any
 
 from django.db.models import Max, Min
 from django.utils import timezone
+from django_q.models import Task
+from django_q.status import Stat
 
 from outbox.models import UNFINISHED, DeadLetter, DeadLetterStatus, OutboxEvent
 
@@ -33,9 +35,6 @@ def outbox_ready_check() -> tuple[bool, dict[str, Any]]:
 def queue_ready_check() -> tuple[bool, dict[str, Any]]:
     """Is a django-q2 cluster alive? Its own stats need a shared cache (Redis); without one,
     the drain tells: a live cluster finishes a drain run about every minute."""
-    from django_q.models import Task
-    from django_q.status import Stat
-
     clusters = len(Stat.get_all())
     last_drain = Task.objects.filter(group=DRAIN_SCHEDULE).aggregate(last=Max("stopped"))["last"]
     drain_recent = last_drain is not None and last_drain > timezone.now() - timedelta(minutes=3)

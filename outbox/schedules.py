@@ -34,14 +34,22 @@ class PeriodicTask:
         return dt.timedelta(minutes=self.minutes)
 
 
-# The drain runs every minute and itself loops for OUTBOX_DRAIN_SECONDS (longer than the
-# minute plus the scheduler's ~30 s granularity), so one is always polling.
-PERIODIC_TASKS: tuple[PeriodicTask, ...] = (
-    PeriodicTask("outbox drain", "outbox.tasks.outbox_drain_task", 1),
-    PeriodicTask("reservation expiry", "reservations.expiry.reservations_expire_due", 1),
-    PeriodicTask("payments reconcile", "payments.services.payments_reconcile", 5),
-    PeriodicTask("idempotency keys purge", "common.idempotency.idempotency_keys_purge", 60),
-)
+# Each app registers its periodic tasks from its AppConfig.ready() (the outbox imports none
+# of the apps it serves, so the task is named by its dotted path).
+_periodic: dict[str, PeriodicTask] = {}
+
+
+def register_schedule(name: str, func: str, *, minutes: int) -> PeriodicTask:
+    task = PeriodicTask(name, func, minutes)
+    current = _periodic.get(name)
+    if current is not None and current != task:
+        raise ValueError(f"schedule {name!r} is already registered as {current}")
+    _periodic[name] = task
+    return task
+
+
+def periodic_tasks() -> tuple[PeriodicTask, ...]:
+    return tuple(_periodic[name] for name in sorted(_periodic))
 
 
 def schedules_sync(*, using: str = DEFAULT_DB_ALIAS) -> list[tuple[PeriodicTask, bool]]:
@@ -49,7 +57,7 @@ def schedules_sync(*, using: str = DEFAULT_DB_ALIAS) -> list[tuple[PeriodicTask,
     further ahead than its interval (its interval was shortened), is due now."""
     now = timezone.now()
     results = []
-    for task in PERIODIC_TASKS:
+    for task in periodic_tasks():
         schedule, created = Schedule.objects.using(using).update_or_create(
             name=task.name,
             defaults={"func": task.func, "schedule_type": Schedule.MINUTES, "minutes": task.minutes, "repeats": -1},
@@ -69,13 +77,13 @@ def schedules_status(*, now: dt.datetime | None = None) -> dict[str, dict[str, A
     task of the schedule (django-q2 names the task's group after its schedule); one that never
     ran counts from when it was first due."""
     now = now or timezone.now()
-    schedules = {s.name: s for s in Schedule.objects.filter(name__in=[t.name for t in PERIODIC_TASKS])}
+    schedules = {s.name: s for s in Schedule.objects.filter(name__in=[t.name for t in periodic_tasks()])}
     finished = dict(
         Task.objects.filter(group__in=list(schedules)).values("group").annotate(last=Max("stopped"))
         .values_list("group", "last")
     )
     status: dict[str, dict[str, Any]] = {}
-    for task in PERIODIC_TASKS:
+    for task in periodic_tasks():
         schedule = schedules.get(task.name)
         if schedule is None:
             status[task.name] = {"last_run_age_s": None, "interval_s": task.minutes * 60, "status": "missing"}

@@ -13,12 +13,19 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from common.db import retry_on_deadlock, versioned_update
+from common.db import retry_on_deadlock, version_check, versioned_update
+from common.error_codes import ErrorCode
 from common.exceptions import ApplicationError, InvalidState
 from common.locking import lock_rows
+from outbox.handlers import TopicHandler, UnknownTopic, handler_for, handler_lock
 from outbox.models import DeadLetter, DeadLetterStatus, OutboxEvent, OutboxStatus
+from outbox.tasks import enqueue_delivery
 
 logger = logging.getLogger("reserve.outbox")
+
+# The outbox's own topics: staff alerts (handlers in outbox.alerts, registered in OutboxConfig).
+ALERT_EMAIL_TOPIC = "alert.email"
+ALERT_SLACK_TOPIC = "alert.slack"
 
 
 def _require_transaction(name: str) -> None:
@@ -49,8 +56,6 @@ def outbox_enqueue(*, topic: str, dedup_key: str, payload: dict[str, Any], reser
 def _dispatch_soon(event_id: Any) -> None:
     """Low-latency path (C2): hand the event to a worker right after commit. The scheduled
     drain delivers it anyway if this enqueue is lost."""
-    from outbox.tasks import enqueue_delivery
-
     try:
         enqueue_delivery(event_id)
     except Exception:  # the broker being down must never fail the committed business write
@@ -84,9 +89,9 @@ def staff_alert_enqueue(*, reservation: Any, subject: str, body: str, dedup_key:
                "reservation_id": str(reservation.id) if reservation else None,
                "reservation_code": reservation.code if reservation else None}
     if settings.ALERT_EMAILS:
-        outbox_enqueue(topic="alert.email", dedup_key=f"alert.email:{key}", payload=context)
+        outbox_enqueue(topic=ALERT_EMAIL_TOPIC, dedup_key=f"{ALERT_EMAIL_TOPIC}:{key}", payload=context)
     if settings.SLACK_WEBHOOK_URL:
-        outbox_enqueue(topic="alert.slack", dedup_key=f"alert.slack:{key}", payload=context)
+        outbox_enqueue(topic=ALERT_SLACK_TOPIC, dedup_key=f"{ALERT_SLACK_TOPIC}:{key}", payload=context)
     message = f"{subject} ({context['reservation_code'] or '-'})"
     transaction.on_commit(lambda: sentry_sdk.capture_message(message, level="error"))
 
@@ -107,51 +112,43 @@ def dead_letter_mark_replayed(*, dead_letter: DeadLetter, actor: str) -> bool:
     return True
 
 
-def _lock_dead_letter(dead_letter: DeadLetter) -> tuple[DeadLetter, Any]:
-    """Lock in the one order (common/locking.py): reservation, dead letter, then its event."""
-    from reservations.services import reservation_get_locked
-
-    reservation = None
-    if dead_letter.reservation_id:
-        reservation = reservation_get_locked(reservation_id=dead_letter.reservation_id)
+def _lock_dead_letter(dead_letter: DeadLetter, *, expected_version: int | None
+                      ) -> tuple[DeadLetter, OutboxEvent, TopicHandler | None]:
+    """Lock in the one order (common/locking.py): the domain rows the event's handler changes
+    (its `lock` hook), the dead letter, then (when re-armed) the event. Refuses a stale page."""
+    event = OutboxEvent.objects.get(pk=dead_letter.event_id)
+    try:
+        handler: TopicHandler | None = handler_for(event.topic)
+    except UnknownTopic:
+        handler = None
+    handler_lock(handler, event)
     [locked] = lock_rows(DeadLetter.objects.filter(pk=dead_letter.pk))
-    return locked, reservation
+    version_check(locked, expected_version)
+    return locked, event, handler
 
 
 @retry_on_deadlock
-def dead_letter_replay(*, dead_letter: DeadLetter, actor: str) -> DeadLetter:
+def dead_letter_replay(*, dead_letter: DeadLetter, actor: str, expected_version: int | None = None) -> DeadLetter:
     """Deliver a dead event again (same event id, attempts reset). Idempotent: replaying
-    twice books once. Audited on the reservation timeline."""
-    from reservations.models import ReservationStatus, SupplierStatus
-    from reservations.services import reservation_record_event, reservation_set_supplier_status
-
+    twice delivers once. The event's handler reacts (`on_replayed`: e.g. the timeline)."""
     with transaction.atomic(durable=True):
-        locked, reservation = _lock_dead_letter(dead_letter)
+        locked, event, handler = _lock_dead_letter(dead_letter, expected_version=expected_version)
         if not dead_letter_mark_replayed(dead_letter=locked, actor=actor):
             return locked
-        if reservation is not None:
-            reason = f"dead letter replayed ({locked.topic})"
-            data = {"dead_letter_id": locked.pk, "event_id": str(locked.event_id)}
-            if (locked.topic == "supplier.book" and reservation.status == ReservationStatus.CONFIRMED_INTERNAL
-                    and reservation.supplier_status == SupplierStatus.ON_REQUEST):
-                reservation_set_supplier_status(reservation=reservation, supplier_status=SupplierStatus.PENDING,
-                                                actor=actor, reason=reason, data=data)
-            else:
-                reservation_record_event(reservation=reservation, actor=actor, reason=reason, data=data,
-                                         from_status=reservation.status, to_status=reservation.status)
+        if handler is not None:
+            handler.on_replayed(event, actor)
     logger.info("dead letter replayed", extra={"dead_letter_id": locked.pk, "event_id": str(locked.event_id)})
     return locked
 
 
 @retry_on_deadlock
-def dead_letter_discard(*, dead_letter: DeadLetter, actor: str, reason: str) -> DeadLetter:
-    """Give up on a dead event for good, with a reason. Audited on the reservation timeline."""
-    from reservations.services import reservation_record_event
-
+def dead_letter_discard(*, dead_letter: DeadLetter, actor: str, reason: str,
+                        expected_version: int | None = None) -> DeadLetter:
+    """Give up on a dead event for good, with a reason (`on_discarded`: e.g. the timeline)."""
     if not reason.strip():
-        raise ApplicationError("A reason is required to discard a dead letter.", code="reason_required")
+        raise ApplicationError("A reason is required to discard a dead letter.", code=ErrorCode.REASON_REQUIRED)
     with transaction.atomic(durable=True):
-        locked, reservation = _lock_dead_letter(dead_letter)
+        locked, event, handler = _lock_dead_letter(dead_letter, expected_version=expected_version)
         if locked.status == DeadLetterStatus.DISCARDED:
             return locked
         if locked.status != DeadLetterStatus.OPEN:
@@ -161,9 +158,6 @@ def dead_letter_discard(*, dead_letter: DeadLetter, actor: str, reason: str) -> 
             status=OutboxStatus.DISCARDED, version=F("version") + 1)
         versioned_update(locked, fields={"status": DeadLetterStatus.DISCARDED, "resolved_by": actor[:160],
                                          "reason": reason[:500], "resolved_at": timezone.now()})
-        if reservation is not None:
-            reservation_record_event(reservation=reservation, actor=actor,
-                                     reason=f"dead letter discarded ({locked.topic}): {reason}"[:500],
-                                     data={"dead_letter_id": locked.pk, "event_id": str(locked.event_id)},
-                                     from_status=reservation.status, to_status=reservation.status)
+        if handler is not None:
+            handler.on_discarded(event, actor, reason)
     return locked

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from common.error_codes import ErrorCode
 from common.exceptions import ApplicationError, InvalidState, ServiceUnavailable
 
 
@@ -11,7 +12,7 @@ class PaymentDeclined(ApplicationError):
     """402; `code` is Stripe's decline code (or `card_declined`)."""
 
     status_code = 402
-    code = "card_declined"
+    code = ErrorCode.CARD_DECLINED
     title = "Payment declined"
     default_detail = "The card was declined."
 
@@ -20,7 +21,7 @@ class PaymentMethodRejected(ApplicationError):
     """400: Stripe cannot use the payment method the customer sent (unknown, or unusable)."""
 
     status_code = 400
-    code = "validation_error"
+    code = ErrorCode.VALIDATION_ERROR
     title = "Invalid payment method"
     default_detail = "This payment method cannot be used."
 
@@ -33,20 +34,20 @@ class CancellationClosed(ApplicationError):
     """A6: past the product's cancellation cutoff, only staff can cancel."""
 
     status_code = 409
-    code = "cancellation_closed"
+    code = ErrorCode.CANCELLATION_CLOSED
     title = "Cancellation closed"
     default_detail = "This reservation can no longer be cancelled online; please contact us."
 
 
 class PaymentProviderUnavailable(ServiceUnavailable):
-    code = "payment_provider_unavailable"
+    code = ErrorCode.PAYMENT_PROVIDER_UNAVAILABLE
     title = "Payment provider unavailable"
     default_detail = "The payment provider is temporarily unavailable; retry with the same Idempotency-Key."
 
 
 class PaymentInProgress(ApplicationError):
     status_code = 409
-    code = "payment_in_progress"
+    code = ErrorCode.PAYMENT_IN_PROGRESS
     title = "Payment in progress"
     default_detail = "Another payment for this reservation is in progress; retry after Retry-After seconds."
 
@@ -56,12 +57,12 @@ class PaymentInProgress(ApplicationError):
 
 
 class RefundNotAllowed(InvalidState):
-    code = "refund_not_allowed"
+    code = ErrorCode.REFUND_NOT_ALLOWED
     default_detail = "This payment cannot be refunded."
 
 
 class RefundExceedsCaptured(ApplicationError):
     status_code = 409
-    code = "refund_exceeds_captured"
+    code = ErrorCode.REFUND_EXCEEDS_CAPTURED
     title = "Refund too large"
     default_detail = "The refund is larger than what is left of the captured amount."

@@ -3,10 +3,8 @@ results, and payments, refunds and failed inbox events by status (from the datab
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 
-import stripe
 from django.db.models import Count
 from prometheus_client.core import GaugeMetricFamily, Metric
 
@@ -14,26 +12,15 @@ from common.metrics import STRIPE_CALL_SECONDS, STRIPE_CALLS, WEBHOOK_EVENTS
 from payments.models import Payment, Refund, StripeEvent, StripeEventStatus
 
 
-def stripe_call_outcome(exc: BaseException | None) -> str:
-    if exc is None:
-        return "ok"
-    if isinstance(exc, stripe.CardError):
-        return "card_declined"
-    if isinstance(exc, stripe.APIConnectionError):
-        return "unavailable"
-    if isinstance(exc, stripe.RateLimitError):
-        return "rate_limited"
-    if isinstance(exc, stripe.StripeError):
-        status = exc.http_status
-        return "server_error" if status is None or status >= 500 else "rejected"
-    return "error"
-
-
-def observe_stripe_call(operation: str, seconds: float) -> None:
-    """payments.gateway.latency_observer: called in the `finally` of every call that went
-    out, so the exception in flight (if any) is the call's outcome."""
+def observe_stripe_latency(operation: str, seconds: float) -> None:
+    """payments.gateway.latency_observer: every call that went out."""
     STRIPE_CALL_SECONDS.labels(operation).observe(seconds)
-    STRIPE_CALLS.labels(operation, stripe_call_outcome(sys.exc_info()[1])).inc()
+
+
+def count_stripe_outcome(operation: str, outcome: str) -> None:
+    """payments.gateway.outcome_observer: every call, with the gateway's own outcome kinds (ok,
+    declined, rejected, misconfigured, unavailable, breaker_open)."""
+    STRIPE_CALLS.labels(operation, outcome).inc()
 
 
 def count_webhook(result: str) -> None:

@@ -132,16 +132,6 @@ class Refund(models.Model):
         return self.status in (RefundStatus.FAILED, RefundStatus.CANCELED) and not self.resolution
 
 
-class RefundNeedingAttention(Refund):
-    """The back-office queue of refunds that failed or were canceled and wait for staff (B9)."""
-
-    class Meta:
-        proxy = True
-        verbose_name = "refund needing attention"
-        verbose_name_plural = "refunds needing attention"
-        permissions = [("resolve_refund", "Can retry a failed refund or record one made outside Stripe")]
-
-
 class StripeEventStatus(models.TextChoices):
     PROCESSED = "PROCESSED"
     IGNORED = "IGNORED"  # unknown type, or about a PaymentIntent that is not ours

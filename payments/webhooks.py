@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.error_codes import ErrorCode
 from common.exceptions import ApplicationError
 from payments import gateway
 from payments.metrics import count_webhook
@@ -18,7 +19,7 @@ from payments.services import stripe_event_ingest
 
 class InvalidWebhook(ApplicationError):
     status_code = 400
-    code = "invalid_webhook"
+    code = ErrorCode.INVALID_WEBHOOK
     title = "Invalid webhook"
     default_detail = "The webhook signature or body is invalid."
 
@@ -39,7 +40,7 @@ class StripeWebhookApi(APIView):
             payload = json.loads(body)
         except gateway.WebhookSignatureInvalid as exc:
             count_webhook("invalid_signature")
-            raise InvalidWebhook("The Stripe signature does not match.", code="invalid_signature") from exc
+            raise InvalidWebhook("The Stripe signature does not match.", code=ErrorCode.INVALID_SIGNATURE) from exc
         except ValueError as exc:
             count_webhook("invalid")
             raise InvalidWebhook("The body is not a Stripe event.") from exc

@@ -64,6 +64,12 @@ class Reservation(models.Model):
     def __str__(self) -> str:
         return self.code
 
+    @property
+    def latest_payment(self) -> models.Model | None:
+        """The newest payment attempt (`payments` is the payments app's reverse relation; a
+        list of reservations prefetches it, so this costs no query per row)."""
+        return max(self.payments.all(), key=lambda payment: payment.created_at, default=None)
+
 
 class ReservationEvent(models.Model):
     """Append-only timeline (A4): one row per transition, and per notable non-transition

@@ -6,11 +6,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
 from common.exceptions import NotFound
-from reservations.models import Reservation, ReservationEvent
+from reservations.models import Reservation, ReservationEvent, ReservationStatus, SupplierStatus
 
 
 def reservation_list_for_user(*, user: AbstractBaseUser, status: str | None = None) -> QuerySet[Reservation]:
-    qs = Reservation.objects.filter(user=user).select_related("product").order_by("-created_at", "-id")
+    # The newest payment of each row comes from one prefetch query, whatever the page size.
+    qs = Reservation.objects.filter(user=user).prefetch_related("payments").order_by("-created_at", "-id")
     if status:
         qs = qs.filter(status=status)
     return qs
@@ -19,10 +20,20 @@ def reservation_list_for_user(*, user: AbstractBaseUser, status: str | None = No
 def reservation_get_for_user(*, user: AbstractBaseUser, reservation_id: uuid.UUID | str) -> Reservation:
     """Another customer's reservation is indistinguishable from a missing one (A3: 404)."""
     try:
-        return Reservation.objects.select_related("product").get(pk=reservation_id, user=user)
+        return Reservation.objects.prefetch_related("payments").get(pk=reservation_id, user=user)
     except (Reservation.DoesNotExist, ValueError) as exc:
         raise NotFound("Reservation not found.") from exc
 
 
 def reservation_timeline(*, reservation: Reservation) -> QuerySet[ReservationEvent]:
     return reservation.events.order_by("created_at", "id")
+
+
+def reservations_on_request(queryset: QuerySet[Reservation] | None = None) -> QuerySet[Reservation]:
+    """The ON_REQUEST work queue (D1): paid, booked internally, the supplier has not confirmed."""
+    base = Reservation.objects.all() if queryset is None else queryset
+    return base.filter(status=ReservationStatus.CONFIRMED_INTERNAL, supplier_status=SupplierStatus.ON_REQUEST)
+
+
+def reservation_on_request_count() -> int:
+    return reservations_on_request().count()

@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -15,11 +15,14 @@ from django.db.models import F
 from django.utils import timezone
 
 from common.db import retry_on_deadlock, versioned_update
+from common.error_codes import ErrorCode
 from common.exceptions import InvalidState, NotFound, SoldOut
 from common.locking import lock_rows
 from reservations.models import DailyInventory, Reservation, ReservationEvent
-from reservations.state import HOLDING, can_transition
-from suppliers.models import Product
+from reservations.state import HOLDING, can_transition, supplier_can_transition
+
+if TYPE_CHECKING:  # the catalog sits above this app: its model is only named, never imported
+    from suppliers.models import Product
 
 logger = logging.getLogger("reserve.reservations")
 
@@ -71,6 +74,32 @@ def on_reservation_transition(hook: TransitionHook) -> TransitionHook:
     return hook
 
 
+# The same for the supplier side: (reservation, from supplier_status, to supplier_status),
+# e.g. payments compensates a paid reservation the supplier rejected.
+_supplier_status_hooks: list[TransitionHook] = []
+
+
+def on_supplier_status_change(hook: TransitionHook) -> TransitionHook:
+    if hook not in _supplier_status_hooks:
+        _supplier_status_hooks.append(hook)
+    return hook
+
+
+def _supplier_status_checked(reservation: Reservation, to_status: str) -> str:
+    """The one check of every supplier_status write (reservations/state.py's table)."""
+    previous = reservation.supplier_status
+    if not supplier_can_transition(previous, to_status):
+        raise InvalidState(f"The supplier status of a reservation cannot go from {previous} to {to_status}.",
+                           extra={"supplier_status": previous})
+    return previous
+
+
+def _supplier_status_changed(reservation: Reservation, previous: str) -> None:
+    if reservation.supplier_status != previous:
+        for hook in _supplier_status_hooks:
+            hook(reservation, previous, reservation.supplier_status)
+
+
 def reservation_transition(
     *,
     reservation: Reservation,
@@ -92,6 +121,9 @@ def reservation_transition(
             extra={"current_status": from_status},
         )
     changes = {"status": to_status, **(fields or {})}
+    previous_supplier = reservation.supplier_status
+    if "supplier_status" in changes:
+        _supplier_status_checked(reservation, changes["supplier_status"])
     if to_status not in HOLDING and reservation.holds_capacity:
         _capacity_release(reservation)
         changes["holds_capacity"] = False
@@ -102,6 +134,7 @@ def reservation_transition(
     )
     for hook in _transition_hooks:
         hook(reservation, from_status, to_status)
+    _supplier_status_changed(reservation, previous_supplier)
     return event
 
 
@@ -109,14 +142,17 @@ def reservation_set_supplier_status(
     *, reservation: Reservation, supplier_status: str, actor: str, reason: str = "",
     data: dict[str, Any] | None = None, fields: dict[str, Any] | None = None,
 ) -> ReservationEvent:
-    """A supplier-side change that does not move `status` (e.g. PENDING → ON_REQUEST)."""
-    previous = reservation.supplier_status
+    """A supplier-side change that does not move `status` (e.g. PENDING → ON_REQUEST), checked
+    against the supplier table of reservations/state.py. Inside the caller's transaction."""
+    previous = _supplier_status_checked(reservation, supplier_status)
     versioned_update(reservation, fields={"supplier_status": supplier_status, **(fields or {})})
-    return reservation_record_event(
+    event = reservation_record_event(
         reservation=reservation, actor=actor, reason=reason,
         data={"supplier_status": {"from": previous, "to": supplier_status}, **(data or {})},
         from_status=reservation.status, to_status=reservation.status,
     )
+    _supplier_status_changed(reservation, previous)
+    return event
 
 
 # --- capacity ------------------------------------------------------------------------------
@@ -168,7 +204,7 @@ def reservation_create(
     """Hold capacity and create the reservation. `on_committing(reservation)` runs inside the
     transaction, last (the API stores its idempotent answer there, B11)."""
     if not product.active or not product.supplier.active:
-        raise InvalidState("This product is not available.", code="product_unavailable")
+        raise InvalidState("This product is not available.", code=ErrorCode.PRODUCT_UNAVAILABLE)
     with transaction.atomic(durable=True):
         holds = _capacity_hold(product=product, date=date, quantity=quantity)
         reservation = Reservation.objects.create(

@@ -1,6 +1,6 @@
 """Booking with the supplier through the outbox (C4, C5): the handlers of `supplier.book` and
-`supplier.cancel`, the functions that own those topics, and the staff "retry now" action. A
-rejection enqueues `reservation.compensate`, which payments handles (refund and cancel).
+`supplier.cancel`, and the functions that own those topics. A rejection of a paid booking is
+recorded as supplier status REJECTED, to which payments reacts (refund and cancel).
 
 The supplier call and its audit row happen in `perform` (no transaction); the reservation
 changes happen in `apply`, inside the delivery transaction, through reservations.services."""
@@ -11,16 +11,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Q
 
-from common.db import retry_on_deadlock
-from common.exceptions import InvalidState, VersionConflict
-from common.locking import lock_rows
 from outbox.handlers import Verdict
-from outbox.models import DeadLetter, DeadLetterStatus, OutboxEvent, OutboxStatus
-from outbox.services import dead_letter_mark_replayed, outbox_enqueue, outbox_event_rearm, staff_alert_enqueue
+from outbox.models import OutboxEvent, OutboxStatus
+from outbox.services import outbox_enqueue, outbox_event_rearm, staff_alert_enqueue
 from reservations.models import Reservation, ReservationStatus, SupplierStatus
+from reservations.outbox import ReservationTopicHandler
 from reservations.services import (
     reservation_get_locked,
     reservation_record_event,
@@ -63,14 +60,6 @@ def _audit(*, reservation: Reservation, event: OutboxEvent, result: SupplierResu
     )
 
 
-class _LocksTheReservation:
-    """The delivery's `lock` hook: the reservation row before the event row (the one lock
-    order, common/locking.py), since apply and on_dead change the reservation."""
-
-    def lock(self, event: OutboxEvent) -> None:
-        reservation_get_locked(reservation_id=event.payload["reservation_id"])
-
-
 def _deferred(result: SupplierResult) -> Verdict:
     """The supplier's open breaker refused the call, so it never left: ask again when the
     breaker lets calls through, without spending one of the event's attempts on it (a
@@ -103,7 +92,7 @@ def _book_with_key(*, reservation: Reservation, event: OutboxEvent) -> SupplierR
     return result
 
 
-class SupplierBookHandler(_LocksTheReservation):
+class SupplierBookHandler(ReservationTopicHandler):
     def perform(self, event: OutboxEvent) -> SupplierResult | Skipped:
         reservation = _reservation(event)
         if reservation.status == ReservationStatus.CONFIRMED:
@@ -141,8 +130,7 @@ class SupplierBookHandler(_LocksTheReservation):
                 reservation=reservation, actor=ACTOR, data=data, fields={"supplier_booking_id": result.booking_id},
                 supplier_status=SupplierStatus.CONFIRMED if confirmed else SupplierStatus.ON_REQUEST,
                 reason="supplier booked a reservation that had ended; cancelling it")
-            cancel = outbox_enqueue(topic="supplier.cancel", dedup_key=f"supplier.cancel:{reservation.id}",
-                                    payload={"reservation_id": str(reservation.id)}, reservation=reservation)
+            cancel = supplier_cancel_enqueue(reservation=reservation)
             if cancel.status != OutboxStatus.PENDING:
                 outbox_event_rearm(event=cancel)  # it ran before the booking id was known
             return Verdict.delivered("booked after the reservation ended; cancellation queued")
@@ -180,10 +168,9 @@ class SupplierBookHandler(_LocksTheReservation):
         if reservation.status in ENDED:
             return Verdict.delivered("rejected; the reservation had ended already")
         if reservation.status == ReservationStatus.PAID:
+            # Payments reacts to the rejection of a paid booking (refund and cancel, its hook).
             reservation_set_supplier_status(reservation=reservation, supplier_status=SupplierStatus.REJECTED,
                                             actor=ACTOR, reason="supplier rejected the booking", data=data)
-            outbox_enqueue(topic="reservation.compensate", dedup_key=f"reservation.compensate:{reservation.id}",
-                           payload={"reservation_id": str(reservation.id)}, reservation=reservation)
         else:
             # CONFIRMED_INTERNAL is staff's (never cancelled automatically): it stays ON_REQUEST,
             # in their queue, with the answer on the timeline and an alert; they cancel and
@@ -195,6 +182,17 @@ class SupplierBookHandler(_LocksTheReservation):
                                 body=f"Reservation {reservation.code}: the supplier answered no_availability. "
                                      "It stays in the ON_REQUEST queue: cancel and refund, or confirm by hand.")
         return Verdict.delivered("rejected")
+
+    def on_replayed(self, event: OutboxEvent, actor: str) -> None:
+        """A replayed booking leaves the staff queue while it is being tried again."""
+        reservation = self.reservation(event)
+        if (reservation.status == ReservationStatus.CONFIRMED_INTERNAL
+                and reservation.supplier_status == SupplierStatus.ON_REQUEST):
+            reservation_set_supplier_status(reservation=reservation, supplier_status=SupplierStatus.PENDING,
+                                            actor=actor, reason=f"dead letter replayed ({event.topic})",
+                                            data={"event_id": str(event.id)})
+        else:
+            super().on_replayed(event, actor)
 
     def on_dead(self, event: OutboxEvent, error: str) -> None:
         reservation = reservation_get_locked(reservation_id=event.payload["reservation_id"])
@@ -221,7 +219,7 @@ class CancelAttempt:
     cancel: SupplierResult | None
 
 
-class SupplierCancelHandler(_LocksTheReservation):
+class SupplierCancelHandler(ReservationTopicHandler):
     def perform(self, event: OutboxEvent) -> CancelAttempt | Skipped:
         reservation = _reservation(event)
         booking_id, lookup = reservation.supplier_booking_id, None
@@ -294,36 +292,6 @@ class SupplierCancelHandler(_LocksTheReservation):
                  f"{reservation.code}), cancel it there, then resolve the dead letter.")
 
 
-@retry_on_deadlock
-def supplier_booking_retry_now(*, reservation: Reservation, actor: str,
-                               expected_version: int | None = None) -> Reservation:
-    """Staff: ask the supplier again now for an ON_REQUEST reservation (D2). Reuses the
-    original supplier.book event (same id, same idempotency key): it cannot book twice."""
-    with transaction.atomic(durable=True):
-        locked = reservation_get_locked(reservation_id=reservation.pk)
-        if expected_version is not None and locked.version != expected_version:
-            raise VersionConflict(extra={"current_version": locked.version})
-        if locked.status != ReservationStatus.CONFIRMED_INTERNAL or locked.supplier_status != SupplierStatus.ON_REQUEST:
-            raise InvalidState("Only an ON_REQUEST reservation can be retried with the supplier.",
-                               extra={"current_status": locked.status, "supplier_status": locked.supplier_status})
-        # The one lock order (common/locking.py): reservation, dead letters, then the event,
-        # as the delivery does; the event's id is read first, unlocked (it never changes).
-        dedup_key = f"supplier.book:{locked.id}"
-        event_id = OutboxEvent.objects.filter(dedup_key=dedup_key).values_list("pk", flat=True).first()
-        open_letters = lock_rows(DeadLetter.objects.filter(event_id=event_id, status=DeadLetterStatus.OPEN))
-        event = next(iter(lock_rows(OutboxEvent.objects.filter(pk=event_id))), None)
-        if event is None:
-            event = outbox_enqueue(topic="supplier.book", dedup_key=dedup_key,
-                                   payload={"reservation_id": str(locked.id)}, reservation=locked)
-        elif event.status == OutboxStatus.DEAD and open_letters:
-            dead_letter_mark_replayed(dead_letter=open_letters[-1], actor=actor)
-        elif event.status != OutboxStatus.IN_FLIGHT:
-            outbox_event_rearm(event=event)
-        reservation_set_supplier_status(reservation=locked, supplier_status=SupplierStatus.PENDING, actor=actor,
-                                        reason="supplier booking retried by staff", data={"event_id": str(event.id)})
-    return locked
-
-
 # --- the topics this app owns ------------------------------------------------------------------
 
 BOOK_TOPIC = "supplier.book"
@@ -332,10 +300,14 @@ CANCEL_TOPIC = "supplier.cancel"
 ASKED = frozenset({SupplierStatus.PENDING, SupplierStatus.CONFIRMED, SupplierStatus.ON_REQUEST})
 
 
+def supplier_book_dedup_key(reservation_id: Any) -> str:
+    return f"{BOOK_TOPIC}:{reservation_id}"
+
+
 def supplier_book_enqueue(*, reservation: Reservation) -> OutboxEvent:
     """Book `reservation` with its supplier, inside the caller's transaction (C1). One event per
     reservation: its id is the supplier idempotency key's anchor."""
-    return outbox_enqueue(topic=BOOK_TOPIC, dedup_key=f"{BOOK_TOPIC}:{reservation.id}",
+    return outbox_enqueue(topic=BOOK_TOPIC, dedup_key=supplier_book_dedup_key(reservation.id),
                           payload={"reservation_id": str(reservation.id)}, reservation=reservation)
 
 

@@ -6,16 +6,15 @@ from typing import Any
 
 from django.db import transaction
 
-from common.db import versioned_update
-from common.exceptions import VersionConflict
+from common.db import version_check, versioned_update
 from suppliers.models import Product, Supplier
 
 
 def _update(instance: Supplier | Product, *, data: dict[str, Any], expected_version: int | None) -> None:
-    with transaction.atomic(durable=True):
+    # Not durable: the admin saves inside its own transaction (a savepoint then), the API in none.
+    with transaction.atomic():
         current = type(instance).objects.select_for_update().get(pk=instance.pk)
-        if expected_version is not None and expected_version != current.version:
-            raise VersionConflict(extra={"current_version": current.version})
+        version_check(current, expected_version)
         versioned_update(instance, fields=data, expected_version=current.version)
 
 

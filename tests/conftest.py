@@ -153,3 +153,10 @@ def slack_sink(settings):
     with SlackSink() as sink:
         settings.SLACK_WEBHOOK_URL = sink.url
         yield sink
+
+
+@pytest.fixture
+def alerts(settings, slack_sink, mailoutbox):
+    """Staff alerts go to an e-mail address and to a local Slack sink."""
+    settings.ALERT_EMAILS = ["ops@example.test"]
+    return slack_sink

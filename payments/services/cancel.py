@@ -23,8 +23,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from common.db import retry_on_deadlock
-from common.exceptions import InvalidState, VersionConflict
+from common.db import retry_on_deadlock, version_check
+from common.exceptions import InvalidState
 from common.faults import fault_point
 from outbox.handlers import Verdict
 from outbox.models import OutboxEvent
@@ -37,11 +37,11 @@ from payments.services.locks import payment_lock_with_reservation, reservation_p
 from payments.services.lookup import payment_attempt_resolve, payment_outcome_unknown
 from payments.services.refunds import payment_refundable_amount, refund_deliver_now, refund_record
 from payments.state import IN_FLIGHT, REFUNDABLE
-from reservations.models import Reservation, ReservationStatus
+from reservations.models import Reservation, ReservationStatus, SupplierStatus
 from reservations.notifications import GuestEmail, guest_email_enqueue
+from reservations.outbox import ReservationTopicHandler
 from reservations.services import reservation_get_locked, reservation_transition
 from reservations.state import TERMINAL, can_transition
-from suppliers.models import Product
 
 logger = logging.getLogger("reserve.payments")
 
@@ -57,7 +57,7 @@ class CancelOutcome:
     done: bool
 
 
-def cancellation_cutoff(*, product: Product, date: dt.date) -> dt.datetime | None:
+def cancellation_cutoff(*, product: Any, date: dt.date) -> dt.datetime | None:
     """The last moment a customer may cancel: `cancellation_cutoff_hours` before the service
     date (its start, 00:00 UTC); None when the product sets no cutoff."""
     if product.cancellation_cutoff_hours is None:
@@ -92,12 +92,11 @@ def _cancel_decide(*, reservation_id: uuid.UUID | str, actor: str, reason: str, 
                    by_staff: bool) -> list[Refund]:
     with transaction.atomic(durable=True):
         reservation = reservation_get_locked(reservation_id=reservation_id)
-        if expected_version is not None and expected_version != reservation.version:
-            raise VersionConflict(extra={"current_version": reservation.version})
+        version_check(reservation, expected_version)
         if not can_transition(reservation.status, ReservationStatus.CANCELLED):
             raise InvalidState(f"A reservation in status {reservation.status} cannot be cancelled.",
                                extra={"current_status": reservation.status})
-        cutoff = cancellation_cutoff(product=Product.objects.get(pk=reservation.product_id), date=reservation.date)
+        cutoff = cancellation_cutoff(product=reservation.product, date=reservation.date)
         if not by_staff and cutoff is not None and timezone.now() >= cutoff:
             raise CancellationClosed(extra={"cancellable_until": cutoff.isoformat()})
         paid = reservation.status != ReservationStatus.PENDING_PAYMENT
@@ -126,6 +125,20 @@ def reservation_cancel(*, reservation_id: uuid.UUID | str, actor: str, reason: s
 
 # --- the outbox topics this module owns --------------------------------------------------------
 
+def compensation_enqueue(*, reservation: Reservation) -> OutboxEvent:
+    """Refund and cancel a paid reservation whose booking the supplier rejected (C5), after that
+    reservation's earlier events, inside the caller's transaction."""
+    return outbox_enqueue(topic=COMPENSATE_TOPIC, dedup_key=f"{COMPENSATE_TOPIC}:{reservation.id}",
+                          payload={"reservation_id": str(reservation.id)}, reservation=reservation)
+
+
+def payments_on_supplier_status_change(reservation: Reservation, from_status: str, to_status: str) -> None:
+    """Registered with reservations.services: a paid booking the supplier rejected is
+    compensated (a rejection of a booking under staff care stays with staff: not PAID)."""
+    if to_status == SupplierStatus.REJECTED and reservation.status == ReservationStatus.PAID:
+        compensation_enqueue(reservation=reservation)
+
+
 def payments_on_reservation_transition(reservation: Reservation, from_status: str, to_status: str) -> None:
     """Registered with reservations.services: when a reservation ends, every attempt that may
     still charge has its PaymentIntent cancelled at Stripe (the customer could otherwise
@@ -149,7 +162,7 @@ class _Later:
     not_sent_for: float | None = None  # the breaker refused the call: defer, no attempt spent
 
 
-class IntentCancelHandler:
+class IntentCancelHandler(ReservationTopicHandler):
     """Outbox topic `payment.cancel_intent`: cancel one attempt's open PaymentIntent, idempotently
     (`cancel-intent:<payment id>`). An attempt whose create answer we never saw is looked up
     first (lookup.py); one Stripe finished meanwhile is applied as it is (a success on an ended
@@ -203,7 +216,7 @@ class IntentCancelHandler:
                                  f"{error}. The reconciler refunds any money it takes.")
 
 
-class CompensationHandler:
+class CompensationHandler(ReservationTopicHandler):
     """Outbox topic `reservation.compensate` (the suppliers app enqueues it on a rejection, C5):
     refund everything and cancel, as one recorded decision, and tell the guest."""
 

@@ -23,6 +23,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -76,8 +77,6 @@ def payment_outcome_unknown(payment: Payment, *, now: dt.datetime | None = None)
     if payment.outcome_unknown_at is not None:
         return True
     now = now or timezone.now()
-    from django.conf import settings
-
     return payment.updated_at < now - dt.timedelta(seconds=settings.IDEMPOTENCY_LOCK_STALE_SECONDS)
 
 

@@ -52,6 +52,7 @@ from payments.services.lookup import (
     payment_outcome_unknown,
 )
 from payments.state import IN_FLIGHT
+from reservations.expiry import in_flight_grace
 from reservations.models import Reservation, ReservationStatus
 from reservations.services import reservation_get_locked, reservation_record_event
 
@@ -241,3 +242,12 @@ def reservation_pay(*, reservation_id: uuid.UUID | str, payment_method: str, att
         return PayOutcome(reservation=outcome.reservation, payment=outcome.payment,
                           http_status=200 if outcome.payment.status == PaymentStatus.SUCCEEDED else 202)
     return _settled(outcome.payment)
+
+
+def payment_attempt_keeps_hold(reservation: Reservation) -> bool:
+    """Registered as an expiry guard: a hold whose payment attempt is in flight is not expired
+    for a while (the customer started paying before it ran out: Stripe is answering, or asking
+    for 3-D Secure); expiring it would charge and then refund them. The attempt's row is written
+    under the same reservation lock (pay phase 1), so this cannot miss one that is starting."""
+    return Payment.objects.filter(in_flight_for=reservation.id,
+                                  updated_at__gt=timezone.now() - in_flight_grace()).exists()

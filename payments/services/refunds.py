@@ -19,8 +19,9 @@ from typing import Any
 from django.db import models, transaction
 from django.utils import timezone
 
-from common.db import retry_on_deadlock, versioned_update
-from common.exceptions import ApplicationError, InvalidState, VersionConflict
+from common.db import retry_on_deadlock, version_check, versioned_update
+from common.error_codes import ErrorCode
+from common.exceptions import ApplicationError, InvalidState
 from outbox.handlers import Verdict
 from outbox.models import OutboxEvent
 from outbox.services import outbox_enqueue, staff_alert_enqueue
@@ -37,6 +38,7 @@ from payments.state import (
     refund_can_transition,
 )
 from reservations.models import Reservation
+from reservations.outbox import ReservationTopicHandler
 from reservations.services import reservation_record_event
 
 logger = logging.getLogger("reserve.payments")
@@ -73,7 +75,7 @@ def refund_record(*, payment: Payment, reservation: Reservation, amount: int | N
     if existing is not None:
         if existing.payment_id != payment.id:
             raise ApplicationError("This idempotency key was used for another refund.",
-                                   code="idempotency_key_reused", status_code=409)
+                                   code=ErrorCode.IDEMPOTENCY_KEY_REUSED, status_code=409)
         return existing
     if payment.status not in REFUNDABLE or not payment.stripe_payment_intent_id:
         raise RefundNotAllowed(f"A payment in status {payment.status} cannot be refunded.",
@@ -270,7 +272,7 @@ def refund_record_send_result(*, refund: Refund, payment: Payment, reservation: 
     return Verdict.delivered(f"stripe refund {result.status}")
 
 
-class RefundSendHandler:
+class RefundSendHandler(ReservationTopicHandler):
     """Outbox topic `payment.refund`: send one decided refund to Stripe and record the answer."""
 
     def lock(self, event: OutboxEvent) -> None:
@@ -328,8 +330,7 @@ def payment_refund(*, payment: Payment, amount: int | None, reason: str, actor: 
 
 def _attention_locked(*, refund_id: Any, expected_version: int | None) -> tuple[Refund, Payment, Reservation]:
     refund, payment, reservation = refund_lock_with_payment(refund_id=refund_id)
-    if expected_version is not None and refund.version != expected_version:
-        raise VersionConflict(extra={"current_version": refund.version})
+    version_check(refund, expected_version)
     if not refund.needs_attention:
         raise InvalidState(f"This refund is {refund.status}{' and resolved' if refund.resolution else ''}: "
                            "nothing to do.", extra={"refund_status": refund.status})
@@ -361,7 +362,8 @@ def refund_record_external(*, refund: Refund, actor: str, reason: str, reference
     """Staff (B9): the money went back outside Stripe (bank transfer, cash, a refund made in the
     Dashboard). Requires a reason; records a SUCCEEDED external refund of the same amount."""
     if not reason.strip():
-        raise ApplicationError("A reason is required to record a refund made outside Stripe.", code="reason_required")
+        raise ApplicationError("A reason is required to record a refund made outside Stripe.",
+                               code=ErrorCode.REASON_REQUIRED)
     with transaction.atomic(durable=True):
         failed, payment, reservation = _attention_locked(refund_id=refund.pk, expected_version=expected_version)
         versioned_update(failed, fields={"resolution": RefundResolution.RECORDED_EXTERNAL,

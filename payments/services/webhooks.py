@@ -16,7 +16,7 @@ from typing import Any
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
-from common.db import retry_on_deadlock, versioned_update
+from common.db import retry_on_deadlock, version_check, versioned_update
 from common.exceptions import InvalidState
 from common.faults import fault_point
 from common.request_context import log_context
@@ -215,9 +215,12 @@ def stripe_event_ingest(*, payload: dict[str, Any]) -> IngestResult:
     return _ingest(payload=payload, reprocessed_by=None)
 
 
-def stripe_event_reprocess(*, stripe_event: StripeEvent, actor: str) -> IngestResult:
-    """Staff action (D4): apply a FAILED inbox event again. Raises InvalidState otherwise."""
+def stripe_event_reprocess(*, stripe_event: StripeEvent, actor: str, expected_version: int | None = None
+                           ) -> IngestResult:
+    """Staff action (D4): apply a FAILED inbox event again. Raises InvalidState otherwise, and
+    VersionConflict when the event changed since the staff member's page was rendered."""
     stripe_event.refresh_from_db()
+    version_check(stripe_event, expected_version)
     if stripe_event.status != StripeEventStatus.FAILED:
         raise InvalidState(f"Only FAILED events can be re-processed (this one is {stripe_event.status}).")
     logger.info("stripe event re-processed", extra={"event_id": stripe_event.stripe_event_id, "actor": actor})

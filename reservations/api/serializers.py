@@ -1,17 +1,32 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 from rest_framework import serializers
 
-from payments.models import Payment, PaymentStatus
 from reservations.models import Reservation, ReservationEvent
-from suppliers.models import Product
+
+if TYPE_CHECKING:
+    from suppliers.models import Product
+
+# The catalog's product model, reached through the reservation's foreign key (the catalog is
+# in an app above this one: it is never imported here).
+_PRODUCT = Reservation._meta.get_field("product").related_model
+
+# Fields that apps above this one add to the reservation body (payments adds "payment"),
+# registered from their AppConfig.ready(): name -> factory of the serializer field.
+_extra_output_fields: dict[str, Callable[[], serializers.Field]] = {}
+
+
+def register_reservation_output_field(name: str, factory: Callable[[], serializers.Field]) -> None:
+    _extra_output_fields[name] = factory
 
 
 class ReservationCreateInputSerializer(serializers.Serializer):
-    product = serializers.PrimaryKeyRelatedField(queryset=Product.objects.select_related("supplier"))
+    product = serializers.PrimaryKeyRelatedField(queryset=_PRODUCT.objects.select_related("supplier"))
     date = serializers.DateField()
     quantity = serializers.IntegerField(min_value=1, max_value=20)
     guest_name = serializers.CharField(min_length=1, max_length=200)
@@ -28,37 +43,22 @@ class ReservationCreateInputSerializer(serializers.Serializer):
         return value
 
 
-class PaymentOutputSerializer(serializers.ModelSerializer):
-    client_secret = serializers.SerializerMethodField()
-    next_action = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Payment
-        fields = ["id", "status", "amount", "currency", "stripe_payment_intent_id", "client_secret", "next_action",
-                  "refunded_amount", "failure_code", "failure_message"]
-
-    def get_client_secret(self, payment: Payment) -> str | None:
-        # Only useful (and only shown) while the customer must act, e.g. 3-D Secure.
-        return payment.client_secret or None if payment.status == PaymentStatus.REQUIRES_ACTION else None
-
-    def get_next_action(self, payment: Payment) -> dict | None:
-        # Stripe's next action (e.g. a redirect to the bank with the customer's return_url).
-        return payment.next_action if payment.status == PaymentStatus.REQUIRES_ACTION else None
-
-
 class ReservationOutputSerializer(serializers.ModelSerializer):
+    """The reservation body (api.md), with the fields the apps above add (`payment`)."""
+
     product = serializers.PrimaryKeyRelatedField(read_only=True)
-    payment = serializers.SerializerMethodField()
 
     class Meta:
         model = Reservation
         fields = ["id", "code", "status", "supplier_status", "product", "date", "quantity", "amount", "currency",
                   "guest_name", "guest_email", "supplier_reference", "expires_at", "version", "created_at",
-                  "updated_at", "payment"]
+                  "updated_at"]
 
-    def get_payment(self, reservation: Reservation) -> dict | None:
-        payment = reservation.payments.order_by("-created_at").first()
-        return PaymentOutputSerializer(payment).data if payment else None
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        for name, factory in _extra_output_fields.items():
+            fields[name] = factory()
+        return fields
 
 
 class ReservationEventOutputSerializer(serializers.ModelSerializer):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -25,8 +26,6 @@ class ReservationListCreateApi(ListAPIView):
     def get_queryset(self):
         status_filter = self.request.query_params.get("status")
         if status_filter and status_filter not in ReservationStatus.values:
-            from rest_framework.exceptions import ValidationError
-
             raise ValidationError({"status": [f"Must be one of {', '.join(ReservationStatus.values)}."]})
         return selectors.reservation_list_for_user(user=self.request.user, status=status_filter)
 

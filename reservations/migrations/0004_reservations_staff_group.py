@@ -1,18 +1,8 @@
-"""Creates the "Reservations staff" group (D5); the definition lives in reservations.staff_group,
-which a post_migrate receiver also applies after every migrate."""
+"""Formerly created the "Reservations staff" group. The group's one definition now lives in
+backoffice.staff_group and is applied after every migrate by a post_migrate receiver, which
+creates it on a fresh database too; this migration is kept so the history stays linear."""
 
 from django.db import migrations
-
-from reservations.staff_group import GROUP_NAME, staff_group_sync
-
-
-def create_group(apps, schema_editor):
-    staff_group_sync(apps=apps, using=schema_editor.connection.alias, historical=True)
-
-
-def remove_group(apps, schema_editor):
-    Group = apps.get_model("auth", "Group")
-    Group.objects.using(schema_editor.connection.alias).filter(name=GROUP_NAME).delete()
 
 
 class Migration(migrations.Migration):
@@ -26,6 +16,4 @@ class Migration(migrations.Migration):
         ("contenttypes", "0002_remove_content_type_name"),
     ]
 
-    operations = [
-        migrations.RunPython(create_group, remove_group),
-    ]
+    operations = []

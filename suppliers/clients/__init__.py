@@ -6,14 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from suppliers.clients.base import BookingRequest, SupplierAdapter, SupplierOutcome, SupplierResult
+from suppliers.clients.http import HttpSupplierAdapter
 from suppliers.models import Supplier
 
 ADAPTERS: dict[str, Callable[[Supplier], SupplierAdapter]] = {}
 
 
 def supplier_adapter_for(supplier: Supplier) -> SupplierAdapter:
-    from suppliers.clients.http import HttpSupplierAdapter
-
     factory = ADAPTERS.get(supplier.slug, HttpSupplierAdapter)
     return factory(supplier)
 

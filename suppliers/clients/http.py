@@ -14,6 +14,8 @@ import pybreaker
 import requests
 from django.conf import settings
 
+from common.breakers import get_breaker
+from outbox.policy import call_budget_seconds
 from suppliers.clients.base import BREAKER_OPEN, BookingRequest, SupplierAdapter, SupplierOutcome, SupplierResult
 from suppliers.metrics import observe_supplier_call
 from suppliers.models import Supplier
@@ -55,8 +57,6 @@ class HttpSupplierAdapter(SupplierAdapter):
     def _timeouts(self) -> tuple[float, float]:
         """(connect, read) from the Supplier row, clamped so one call fits inside an outbox
         lease even for rows saved before the API and admin validated that."""
-        from outbox.policy import call_budget_seconds
-
         budget = call_budget_seconds()
         connect = min(self.supplier.connect_timeout_seconds, budget / 3)
         return connect, min(self.supplier.timeout_seconds, budget - connect)
@@ -74,8 +74,6 @@ class HttpSupplierAdapter(SupplierAdapter):
     # --- mechanics ---------------------------------------------------------------------------
 
     def _breaker(self) -> pybreaker.CircuitBreaker:
-        from common.breakers import get_breaker
-
         return get_breaker(f"supplier:{self.supplier.slug}", fail_max=settings.SUPPLIER_BREAKER_FAIL_MAX,
                            reset_timeout=settings.SUPPLIER_BREAKER_RESET_SECONDS)
 

@@ -8,11 +8,11 @@ from django.db import transaction
 from django.test import Client
 from django.utils import timezone
 
+from backoffice.staff_group import GROUP_NAME as STAFF_GROUP_NAME
 from outbox.models import DeadLetter, OutboxEvent, OutboxStatus
 from payments.models import Payment, PaymentStatus, StripeEvent, StripeEventStatus
 from reservations.models import Reservation, ReservationStatus, SupplierStatus
 from reservations.services import reservation_transition
-from reservations.staff_group import GROUP_NAME as STAFF_GROUP_NAME
 from suppliers.models import SupplierRequest
 from tests.factories import ReservationFactory, StaffUserFactory
 

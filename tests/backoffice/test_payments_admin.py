@@ -31,7 +31,9 @@ def test_stripe_event_detail_shows_payload_and_error_with_a_reprocess_button(mem
 def test_reprocess_one_failed_event(member_client):
     event = make_failed_stripe_event()
 
-    response = member_client.post(reverse("admin:payments_stripeevent_reprocess", args=[event.pk]), follow=True)
+    url = reverse("admin:payments_stripeevent_reprocess", args=[event.pk])
+    assert 'name="version"' in member_client.get(url).text  # a confirmation page, carrying the version
+    response = member_client.post(url, {"version": event.version}, follow=True)
 
     assert any("re-processed (ignored)" in m for m in messages_of(response))
     event.refresh_from_db()

@@ -8,8 +8,8 @@ import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
+from backoffice.staff_group import GROUP_NAME as STAFF_GROUP_NAME
 from payments.models import Payment
-from reservations.staff_group import GROUP_NAME as STAFF_GROUP_NAME
 from tests.backoffice.conftest import logged_in, make_dead_letter, make_failed_stripe_event
 from tests.factories import StaffUserFactory
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 DAILY_PAGES = [
     "admin:reservations_reservation_changelist",
-    "admin:reservations_onrequestreservation_changelist",
+    "admin:backoffice_onrequestreservation_changelist",
     "admin:outbox_deadletter_changelist",
     "admin:outbox_outboxevent_changelist",
     "admin:payments_payment_changelist",
@@ -35,11 +35,11 @@ def test_the_group_holds_the_least_privileges_of_the_daily_work(db):
 
     assert perms == {
         "reservations.view_reservation", "reservations.view_reservationevent",
-        "reservations.view_onrequestreservation", "reservations.resolve_on_request",
-        "reservations.cancel_refund_reservation",
+        "backoffice.view_onrequestreservation", "backoffice.resolve_on_request",
+        "backoffice.cancel_refund_reservation",
         "suppliers.view_supplier", "suppliers.view_product", "suppliers.view_supplierrequest",
         "payments.view_payment", "payments.view_refund", "payments.view_stripeevent", "payments.change_stripeevent",
-        "payments.view_refundneedingattention", "payments.resolve_refund",
+        "backoffice.view_refundneedingattention", "backoffice.resolve_refund",
         "outbox.view_outboxevent", "outbox.view_deadletter", "outbox.change_deadletter",
     }
 

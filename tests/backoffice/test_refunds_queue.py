@@ -15,7 +15,7 @@ from tests.payments.conftest import create_payment_method, new_key, pay
 
 pytestmark = pytest.mark.django_db
 
-QUEUE = reverse("admin:payments_refundneedingattention_changelist")
+QUEUE = reverse("admin:backoffice_refundneedingattention_changelist")
 
 
 @pytest.fixture
@@ -38,14 +38,14 @@ def test_the_queue_lists_failed_refunds_with_their_actions(member_client, failed
     page = member_client.get(QUEUE).text
     assert failed_refund.payment.reservation.code in page
 
-    detail = member_client.get(reverse("admin:payments_refundneedingattention_change", args=[failed_refund.pk])).text
-    assert reverse("admin:payments_refundneedingattention_retry", args=[failed_refund.pk]) in detail
-    assert reverse("admin:payments_refundneedingattention_record_external", args=[failed_refund.pk]) in detail
+    detail = member_client.get(reverse("admin:backoffice_refundneedingattention_change", args=[failed_refund.pk])).text
+    assert reverse("admin:backoffice_refundneedingattention_retry", args=[failed_refund.pk]) in detail
+    assert reverse("admin:backoffice_refundneedingattention_record_external", args=[failed_refund.pk]) in detail
 
 
 def test_retry_from_the_queue_refunds_under_a_new_key_and_empties_the_queue(member_client, failed_refund,
                                                                            strict_stripe):
-    url = reverse("admin:payments_refundneedingattention_retry", args=[failed_refund.pk])
+    url = reverse("admin:backoffice_refundneedingattention_retry", args=[failed_refund.pk])
     assert 'name="version"' in member_client.get(url).text
 
     response = member_client.post(url, {"version": failed_refund.version}, follow=True)
@@ -60,7 +60,7 @@ def test_retry_from_the_queue_refunds_under_a_new_key_and_empties_the_queue(memb
 
 
 def test_recording_an_external_refund_needs_a_reason(member_client, failed_refund):
-    url = reverse("admin:payments_refundneedingattention_record_external", args=[failed_refund.pk])
+    url = reverse("admin:backoffice_refundneedingattention_record_external", args=[failed_refund.pk])
 
     empty = member_client.post(url, {"version": failed_refund.version, "reason": " "})
     assert empty.status_code == 200
@@ -75,7 +75,7 @@ def test_recording_an_external_refund_needs_a_reason(member_client, failed_refun
 
 
 def test_a_stale_page_is_refused_and_changes_nothing(member_client, failed_refund):
-    url = reverse("admin:payments_refundneedingattention_retry", args=[failed_refund.pk])
+    url = reverse("admin:backoffice_refundneedingattention_retry", args=[failed_refund.pk])
 
     response = member_client.post(url, {"version": failed_refund.version + 1}, follow=True)
 
@@ -88,7 +88,7 @@ def test_a_stale_page_is_refused_and_changes_nothing(member_client, failed_refun
 def test_staff_outside_the_group_can_neither_see_nor_act(failed_refund):
     outsider = logged_in(StaffUserFactory())
     assert outsider.get(QUEUE).status_code == 403
-    url = reverse("admin:payments_refundneedingattention_retry", args=[failed_refund.pk])
+    url = reverse("admin:backoffice_refundneedingattention_retry", args=[failed_refund.pk])
     assert outsider.post(url, {"version": failed_refund.version}).status_code == 403
     failed_refund.refresh_from_db()
     assert failed_refund.resolution == ""
@@ -96,6 +96,6 @@ def test_staff_outside_the_group_can_neither_see_nor_act(failed_refund):
 
 def test_a_member_of_the_group_has_the_queue(db):
     member = make_staff_member("carol")
-    assert member.has_perm("payments.resolve_refund")
-    assert member.has_perm("payments.view_refundneedingattention")
+    assert member.has_perm("backoffice.resolve_refund")
+    assert member.has_perm("backoffice.view_refundneedingattention")
     assert not member.has_perm("payments.change_refund")

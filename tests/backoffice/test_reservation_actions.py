@@ -10,9 +10,9 @@ from django.urls import reverse
 from common.exceptions import VersionConflict
 from outbox.models import DeadLetterStatus, OutboxEvent, OutboxStatus
 from payments.models import Payment, PaymentStatus, Refund
-from reservations.backoffice import reservation_confirm_manually
 from reservations.models import ReservationStatus, SupplierStatus
 from reservations.services import reservation_set_supplier_status, reservation_transition
+from suppliers.staff import reservation_confirm_manually
 from tests.backoffice.conftest import make_on_request, timeline
 from tests.conftest import client_for
 from tests.factories import ReservationFactory
@@ -251,7 +251,7 @@ def test_unknown_reservation_is_404(member_client):
 
 
 def test_actions_are_reachable_from_the_on_request_queue(member_client, on_request):
-    url = reverse("admin:reservations_onrequestreservation_confirm_manually", args=[on_request.pk])
+    url = reverse("admin:backoffice_onrequestreservation_confirm_manually", args=[on_request.pk])
 
     response = member_client.post(url, {"version": on_request.version, "supplier_reference": "Q-1"})
 

@@ -16,7 +16,7 @@ from tests.factories import ProductFactory, ReservationFactory, SupplierFactory
 pytestmark = pytest.mark.django_db
 
 LIST = reverse("admin:reservations_reservation_changelist")
-QUEUE = reverse("admin:reservations_onrequestreservation_changelist")
+QUEUE = reverse("admin:backoffice_onrequestreservation_changelist")
 
 
 def codes(response) -> set[str]:
@@ -113,9 +113,9 @@ def test_the_change_form_cannot_write_even_for_a_superuser(db, on_request, djang
 
 
 def test_queue_item_opens_with_its_actions(member_client, on_request):
-    url = reverse("admin:reservations_onrequestreservation_change", args=[on_request.pk])
+    url = reverse("admin:backoffice_onrequestreservation_change", args=[on_request.pk])
 
     page = member_client.get(url).text
 
-    assert reverse("admin:reservations_onrequestreservation_confirm_manually", args=[on_request.pk]) in page
+    assert reverse("admin:backoffice_onrequestreservation_confirm_manually", args=[on_request.pk]) in page
     assert "Retry supplier booking now" in page

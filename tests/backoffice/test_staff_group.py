@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 
-from reservations.staff_group import GROUP_NAME, PERMISSIONS
+from backoffice.staff_group import GROUP_NAME, PERMISSIONS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

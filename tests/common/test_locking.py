@@ -8,7 +8,7 @@ from django.db import transaction
 from common.locking import LockOrderViolation, lock_rows
 from outbox.models import OutboxEvent
 from reservations.models import Reservation
-from tests.outbox.conftest import paid_reservation
+from tests.support.outbox import paid_reservation
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,7 @@ from outbox.models import UNFINISHED, OutboxEvent, OutboxStatus
 from outbox.services import outbox_enqueue
 from reservations.models import Reservation, ReservationStatus
 from suppliers.models import SupplierRequest
-from tests.outbox.conftest import drain_all, make_due, paid_reservation
+from tests.support.outbox import drain_all, make_due, paid_reservation
 
 
 def _enqueue_cancel(reservation):
@@ -212,7 +212,7 @@ def test_the_drain_loop_survives_losing_its_database_connection(fake_supplier, p
 
     drain = threading.Thread(target=run)
     drain.start()
-    from tests.outbox.conftest import wait_until
+    from tests.support.outbox import wait_until
 
     wait_until(lambda: "drain" in ids, message="the drain's connection")
     kill_connection(ids["drain"])

@@ -9,8 +9,8 @@ from common.exceptions import ApplicationError, InvalidState, VersionConflict
 from outbox.models import DeadLetter, DeadLetterStatus, OutboxEvent, OutboxStatus
 from outbox.services import dead_letter_discard, dead_letter_replay
 from reservations.models import ReservationStatus, SupplierStatus
-from suppliers.booking import supplier_booking_retry_now
-from tests.outbox.conftest import drain_all, paid_reservation
+from suppliers.staff import supplier_booking_retry_now
+from tests.support.outbox import drain_all, paid_reservation
 
 pytestmark = pytest.mark.django_db
 
@@ -153,8 +153,8 @@ def test_a_late_supplier_answer_never_overwrites_a_staff_confirmation(dead_booki
     supplier). The late answer is recorded and alerted, never applied over the staff's."""
     from django.db import transaction
 
-    from reservations.backoffice import reservation_confirm_manually
     from suppliers.booking import SupplierBookHandler
+    from suppliers.staff import reservation_confirm_manually
 
     reservation, _ = dead_booking
     fake_supplier.set_mode(reservation.product.code, supplier_mode)

@@ -13,7 +13,7 @@ from outbox.health import outbox_ready_check, queue_ready_check
 from reservations.expiry import in_flight_grace, reservations_expire_due
 from reservations.models import DailyInventory, ReservationStatus
 from reservations.services import reservation_create
-from tests.outbox.conftest import drain_all, paid_reservation
+from tests.support.outbox import drain_all, paid_reservation
 
 pytestmark = pytest.mark.django_db
 
@@ -53,10 +53,10 @@ def test_setup_schedules_is_idempotent():
 def test_scheduled_functions_import():
     from django.utils.module_loading import import_string
 
-    from outbox.management.commands.setup_schedules import SCHEDULES
+    from outbox.schedules import periodic_tasks
 
-    for func, _ in SCHEDULES.values():
-        assert callable(import_string(func))
+    for task in periodic_tasks():
+        assert callable(import_string(task.func))
 
 
 def test_outbox_readiness_reports_backlog_and_dead_letters(fake_supplier, product):

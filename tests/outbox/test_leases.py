@@ -11,7 +11,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from outbox.alerts import CustomerEmailHandler
+from outbox.alerts import EmailMessageHandler
 from outbox.delivery import outbox_drain_once
 from outbox.models import OutboxEvent, OutboxStatus
 from outbox.services import outbox_enqueue
@@ -28,7 +28,7 @@ def _customer_email(n: int) -> OutboxEvent:
 def test_the_tail_of_a_batch_is_not_sent_again_by_a_worker_whose_lease_expired(mailoutbox, monkeypatch):
     for n in range(3):
         _customer_email(n)
-    original = CustomerEmailHandler.perform
+    original = EmailMessageHandler.perform
     calls: list[str] = []
 
     def slow_perform(self, event):
@@ -42,7 +42,7 @@ def test_the_tail_of_a_batch_is_not_sent_again_by_a_worker_whose_lease_expired(m
             outbox_drain_once(worker="B")
         return result
 
-    monkeypatch.setattr(CustomerEmailHandler, "perform", slow_perform)
+    monkeypatch.setattr(EmailMessageHandler, "perform", slow_perform)
 
     outbox_drain_once(worker="A")
 
@@ -60,7 +60,7 @@ def test_an_event_whose_lease_keeps_expiring_is_dead_lettered_once_its_attempts_
     from outbox.delivery import outbox_claim_due
     from outbox.models import DeadLetter
     from reservations.models import ReservationStatus, SupplierStatus
-    from tests.outbox.conftest import paid_reservation
+    from tests.support.outbox import paid_reservation
 
     reservation = paid_reservation(product)
     for attempt in range(1, 6):  # OUTBOX_MAX_ATTEMPTS calls, each outlived by its worker
@@ -84,7 +84,7 @@ def test_an_event_whose_lease_keeps_expiring_is_dead_lettered_once_its_attempts_
 
 def test_a_takeover_keeps_the_retry_schedule_of_the_attempts_really_made(fake_supplier, product, settings):
     from outbox.delivery import outbox_claim_due, outbox_deliver
-    from tests.outbox.conftest import make_due, paid_reservation
+    from tests.support.outbox import make_due, paid_reservation
 
     settings.SUPPLIER_BREAKER_FAIL_MAX = 100
     fake_supplier.set_mode(product.code, "fail")

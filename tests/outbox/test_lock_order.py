@@ -19,9 +19,10 @@ from outbox.delivery import outbox_claim_due, outbox_deliver
 from outbox.models import DeadLetter, OutboxEvent, OutboxStatus
 from outbox.services import dead_letter_replay
 from reservations.models import Reservation, ReservationStatus, SupplierStatus
-from suppliers.booking import SupplierBookHandler, supplier_booking_retry_now
-from tests.outbox.conftest import paid_reservation
+from suppliers.booking import SupplierBookHandler
+from suppliers.staff import supplier_booking_retry_now
 from tests.support.concurrency import run_overlapping
+from tests.support.outbox import paid_reservation
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,7 +8,7 @@ from outbox.delivery import outbox_drain_once
 from outbox.models import DeadLetter, OutboxEvent, OutboxStatus
 from outbox.policy import RetryPolicy
 from suppliers.models import SupplierRequest
-from tests.outbox.conftest import drain_all, make_due, paid_reservation
+from tests.support.outbox import drain_all, make_due, paid_reservation
 
 pytestmark = pytest.mark.django_db
 

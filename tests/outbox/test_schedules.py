@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django_q.models import Schedule
 from rest_framework.test import APIClient
 
-from outbox.schedules import PERIODIC_TASKS
+from outbox.schedules import periodic_tasks
 from tests.support.schedules import record_schedule_runs
 
 pytestmark = pytest.mark.django_db
@@ -22,8 +22,8 @@ def test_migrate_creates_every_schedule_without_setup_schedules():
     call_command("migrate", verbosity=0)  # nothing to apply: post_migrate still runs
 
     schedules = {s.name: s for s in Schedule.objects.all()}
-    assert set(schedules) == {t.name for t in PERIODIC_TASKS}
-    for task in PERIODIC_TASKS:
+    assert set(schedules) == {t.name for t in periodic_tasks()}
+    for task in periodic_tasks():
         assert (schedules[task.name].func, schedules[task.name].minutes, schedules[task.name].repeats) == (
             task.func, task.minutes, -1)
 
@@ -50,7 +50,7 @@ def test_ready_is_ok_when_every_schedule_ran_recently():
 
     assert response.status_code == 200
     schedules = response.json()["checks"]["schedules"]
-    assert set(schedules) == {t.name for t in PERIODIC_TASKS}
+    assert set(schedules) == {t.name for t in periodic_tasks()}
     assert all(s["status"] == "ok" and s["last_run_age_s"] < 60 for s in schedules.values())
 
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from outbox.delivery import outbox_drain_once
 from outbox.models import OutboxEvent, OutboxStatus
 from reservations.models import ReservationStatus
-from tests.outbox.conftest import paid_reservation, wait_until
+from tests.support.outbox import paid_reservation, wait_until
 from tests.support.servers import ROOT, python_cmd
 
 pytestmark = pytest.mark.django_db(transaction=True)

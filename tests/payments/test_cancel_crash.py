@@ -18,8 +18,8 @@ from outbox.models import OutboxEvent, OutboxStatus
 from payments.models import Payment, PaymentStatus, RefundStatus
 from payments.services import reservation_cancel
 from reservations.models import ReservationStatus, SupplierStatus
-from tests.outbox.conftest import drain_all, wait_until
 from tests.payments.conftest import new_key, pay, stripe_admin
+from tests.support.outbox import drain_all, wait_until
 from tests.support.servers import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)

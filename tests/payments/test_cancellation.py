@@ -15,8 +15,8 @@ from payments.exceptions import CancellationClosed
 from payments.models import Payment, PaymentStatus, RefundStatus
 from payments.services import reservation_cancel
 from reservations.models import ReservationStatus
-from tests.outbox.conftest import drain_all
 from tests.payments.conftest import REQUIRES_3DS, create_payment_method, intents_for, new_key, pay, stripe_admin
+from tests.support.outbox import drain_all
 from tests.support.servers import closed_port
 
 pytestmark = pytest.mark.django_db

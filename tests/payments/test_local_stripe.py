@@ -8,8 +8,8 @@ import threading
 import pytest
 import stripe
 
-from tests.outbox.conftest import wait_until
 from tests.payments.conftest import stripe_admin
+from tests.support.outbox import wait_until
 
 APM_NEVER = {"enabled": True, "allow_redirects": "never"}
 

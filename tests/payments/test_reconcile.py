@@ -14,9 +14,9 @@ from payments.services import payments_reconcile
 from payments.services import reconcile as reconcile_module
 from payments.services.reconcile import reconcile_ready_check
 from reservations.models import Reservation, ReservationStatus
-from tests.outbox.conftest import drain_all
 from tests.payments.conftest import intents_for, new_key, pay
 from tests.payments.factories import PaymentFactory
+from tests.support.outbox import drain_all
 
 pytestmark = pytest.mark.django_db
 

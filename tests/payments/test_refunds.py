@@ -19,8 +19,8 @@ from payments.models import Payment, PaymentStatus, RefundMethod, RefundResoluti
 from payments.services import payment_refund, payments_reconcile, refund_record_external, refund_retry
 from payments.services.locks import payment_lock_with_reservation
 from payments.services.refunds import refund_record, refunds_needing_attention
-from tests.outbox.conftest import drain_all
 from tests.payments.conftest import new_key, pay, stripe_admin
+from tests.support.outbox import drain_all
 from tests.support.servers import closed_port
 from tests.support.stripe_events import event, post_event
 

@@ -9,9 +9,9 @@ from payments.models import Payment, PaymentStatus, StripeEvent, StripeEventStat
 from payments.services import stripe_event_reprocess
 from reservations.models import ReservationStatus, SupplierStatus
 from tests.factories import ReservationFactory
-from tests.outbox.conftest import drain_all
 from tests.payments.conftest import intents_for, new_key, pay
 from tests.payments.factories import PaymentFactory
+from tests.support.outbox import drain_all
 from tests.support.stripe_events import encode, event, intent_event, post_event, signature_header
 
 pytestmark = pytest.mark.django_db

@@ -163,3 +163,19 @@ def test_inactive_product_cannot_be_reserved(api, product):
 def test_staff_member_is_a_customer_like_any_other_for_reservations(staff_user, customer, product):
     theirs = ReservationFactory(user=customer, product=product)
     assert client_for(staff_user).get(f"/api/v1/reservations/{theirs.id}/").status_code == 404
+
+
+def test_the_list_costs_the_same_queries_for_1_and_20_rows(api, customer, product, django_assert_num_queries):
+    """The list embeds each row's newest payment from one prefetch: no query per row."""
+    from payments.models import Payment
+
+    def rows(count: int) -> None:
+        for reservation in [ReservationFactory(user=customer, product=product) for _ in range(count)]:
+            Payment.objects.create(reservation=reservation, amount=reservation.amount, currency=reservation.currency)
+
+    rows(1)
+    with django_assert_num_queries(4) as one:  # token, count, page, payments
+        assert len(api.get("/api/v1/reservations/").json()["results"]) == 1
+    rows(19)
+    with django_assert_num_queries(len(one.captured_queries)):
+        assert len(api.get("/api/v1/reservations/").json()["results"]) == 20

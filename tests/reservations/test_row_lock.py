@@ -9,9 +9,9 @@ import pytest
 
 from common.exceptions import InvalidState
 from reservations.models import Reservation, ReservationStatus, SupplierStatus
-from suppliers.booking import supplier_booking_retry_now
-from tests.outbox.conftest import drain_all, paid_reservation
+from suppliers.staff import supplier_booking_retry_now
 from tests.support.concurrency import run_overlapping
+from tests.support.outbox import drain_all, paid_reservation
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,9 +7,9 @@ from django.db import transaction
 
 from common.db import versioned_update
 from common.exceptions import InvalidState, VersionConflict
-from reservations.models import ReservationEvent, ReservationStatus
-from reservations.services import reservation_transition
-from reservations.state import TRANSITIONS, can_transition
+from reservations.models import ReservationEvent, ReservationStatus, SupplierStatus
+from reservations.services import reservation_set_supplier_status, reservation_transition
+from reservations.state import SUPPLIER_TRANSITIONS, TRANSITIONS, can_transition, supplier_can_transition
 from tests.factories import ReservationFactory
 
 pytestmark = pytest.mark.django_db
@@ -73,3 +73,31 @@ def test_transition_outside_a_transaction_is_refused():
         reservation_transition(reservation=reservation, to_status=S.CANCELLED, actor="customer")
     reservation.refresh_from_db()
     assert reservation.status == S.PENDING_PAYMENT
+
+
+SS = SupplierStatus
+SUPPLIER_ALL = list(SS.values)
+
+
+@pytest.mark.parametrize("from_status", SUPPLIER_ALL)
+@pytest.mark.parametrize("to_status", SUPPLIER_ALL)
+def test_every_supplier_status_write_follows_its_table(from_status, to_status):
+    """The one service that writes supplier_status enforces reservations/state.py's table."""
+    reservation = ReservationFactory(status=ReservationStatus.PAID, supplier_status=from_status)
+    allowed = to_status == from_status or to_status in SUPPLIER_TRANSITIONS[from_status]
+    assert supplier_can_transition(from_status, to_status) is allowed
+    with transaction.atomic():
+        if allowed:
+            reservation_set_supplier_status(reservation=reservation, supplier_status=to_status, actor="supplier")
+        else:
+            with pytest.raises(InvalidState):
+                reservation_set_supplier_status(reservation=reservation, supplier_status=to_status, actor="supplier")
+    reservation.refresh_from_db()
+    assert reservation.supplier_status == (to_status if allowed else from_status)
+
+
+def test_a_transition_that_moves_the_supplier_status_is_checked_too():
+    reservation = ReservationFactory(status=ReservationStatus.PAID, supplier_status=SS.REJECTED)
+    with transaction.atomic(), pytest.raises(InvalidState):
+        reservation_transition(reservation=reservation, to_status=ReservationStatus.CONFIRMED, actor="supplier",
+                               fields={"supplier_status": SS.CONFIRMED})

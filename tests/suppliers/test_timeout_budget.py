@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from backoffice.admin.catalog import SupplierForm
 from outbox.policy import call_budget_seconds
-from suppliers.admin import SupplierForm
 from suppliers.models import Supplier
 
 pytestmark = pytest.mark.django_db

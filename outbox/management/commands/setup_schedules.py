@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from outbox.schedules import PERIODIC_TASKS, schedules_sync
-
-# name -> (function, every N minutes), as before the schedules moved to outbox.schedules.
-SCHEDULES: dict[str, tuple[str, int]] = {task.name: (task.func, task.minutes) for task in PERIODIC_TASKS}
+from outbox.schedules import schedules_sync
 
 
 class Command(BaseCommand):

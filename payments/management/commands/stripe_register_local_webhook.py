@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import requests
+import urllib.error
+import urllib.parse
+import urllib.request
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -23,10 +26,15 @@ class Command(BaseCommand):
         endpoint = f"{settings.STRIPE_API_BASE.rstrip('/')}/_config/webhooks/{options['id']}"
         data = [("url", options["url"]), ("secret", settings.STRIPE_WEBHOOK_SECRET)]
         data += [(f"events[{i}]", name) for i, name in enumerate(EVENTS)]
+        if urllib.parse.urlsplit(endpoint).scheme not in ("http", "https"):
+            raise CommandError(f"STRIPE_API_BASE must be an http(s) URL, not {settings.STRIPE_API_BASE!r}")
+        request = urllib.request.Request(endpoint, data=urllib.parse.urlencode(data).encode(),  # noqa: S310
+                                         method="POST")
         try:
-            response = requests.post(endpoint, data=data, timeout=settings.STRIPE_TIMEOUT_SECONDS)
-        except requests.RequestException as exc:
+            with urllib.request.urlopen(request, timeout=settings.STRIPE_TIMEOUT_SECONDS) as response:  # noqa: S310
+                response.read()
+        except urllib.error.HTTPError as exc:
+            raise CommandError(f"localstripe answered {exc.code}: {exc.read()[:200]!r}") from exc
+        except OSError as exc:  # refused, unreachable, timed out
             raise CommandError(f"localstripe not reachable at {settings.STRIPE_API_BASE}: {exc}") from exc
-        if response.status_code != 200:
-            raise CommandError(f"localstripe answered {response.status_code}: {response.text[:200]}")
         self.stdout.write(f"webhook {options['id']} → {options['url']} registered")
