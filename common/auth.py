@@ -1,9 +1,13 @@
 """The API's login and logout (E7): a password buys an expiring token (common/tokens.py);
-logout revokes it at once. The login is throttled per client address (the default anonymous
-throttle)."""
+logout revokes it at once.
+
+The login is throttled per client address (the default anonymous throttle) and goes through
+the same lockout as the admin login (common/auth_backends.py): per username and address, and
+per account from any address, so guessing from many addresses is stopped too."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import authenticate, user_logged_in
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -14,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.exceptions import LoginLockedOut
 from common.tokens import api_token_issue, api_token_revoke, api_tokens_revoke_all
 
 
@@ -38,11 +43,15 @@ class TokenObtainApi(APIView):
     def post(self, request: Request) -> Response:
         data = TokenObtainInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        # The DRF request, not the Django one: the lockout's marks stay on it, so this view
+        # answers the lockout as a problem (axes' middleware would answer for the admin).
         user = authenticate(request=request, **data.validated_data)
         if user is None:
+            if getattr(request, "axes_locked_out", False):
+                raise LoginLockedOut(retry_after=int(settings.AXES_COOLOFF_TIME.total_seconds()))
             raise ValidationError({"non_field_errors": ["Unable to log in with provided credentials."]})
         issued = api_token_issue(user=user)
-        # As a session login does (last_login is set).
+        # As a session login does: the lockout forgets this address's failures, last_login is set.
         user_logged_in.send(sender=type(user), request=request, user=user)
         return Response(TokenOutputSerializer({"token": issued.token, "expiry": issued.expiry}).data)
 

@@ -152,14 +152,18 @@ STORAGES = {
 # peer address is the client (a client cannot choose its own identity for throttling).
 NUM_PROXIES = env.int("NUM_PROXIES", default=0)
 
-# Admin login (staff can refund money): after AXES_FAILURE_LIMIT failures for one username from
-# one address, that pair is locked out for AXES_COOLOFF_MINUTES. The lockout key is
-# AXES_LOCKOUT_PARAMETERS: per-account lockout is adding "username" alone; covering the API
-# token login too is AXES_ONLY_ADMIN_SITE = False (its lockout is then a 429 problem).
-AXES_ONLY_ADMIN_SITE = env.bool("AXES_ONLY_ADMIN_SITE", default=True)
+# Password logins (the admin's, and the API's token login: staff can refund money, and a
+# customer's token can cancel their bookings) are locked out by django-axes
+# (common/auth_backends.py): after AXES_FAILURE_LIMIT failures for one username from one
+# address, that pair; after LOGIN_ACCOUNT_FAILURE_LIMIT failures for one username from any
+# addresses, the account; both for AXES_COOLOFF_MINUTES. The API answers a lockout with 429
+# `login_locked_out`; AXES_ONLY_ADMIN_SITE = true would leave the API login to its throttle alone.
+AXES_ONLY_ADMIN_SITE = env.bool("AXES_ONLY_ADMIN_SITE", default=False)
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+LOGIN_ACCOUNT_FAILURE_LIMIT = env.int("LOGIN_ACCOUNT_FAILURE_LIMIT", default=20)
 AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_HANDLER = "common.auth_backends.AccountLockoutHandler"
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "common.net.client_ip"
 AXES_VERBOSE = False
