@@ -6,6 +6,7 @@ staff), when it goes to staff (ON_REQUEST), and when it is cancelled or rejected
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 
 import pytest
 from django.db import transaction
@@ -19,6 +20,7 @@ from reservations.notifications import TOPIC, GuestEmail, guest_email_enqueue, g
 from suppliers.staff import reservation_confirm_manually
 from tests.factories import ReservationFactory
 from tests.support.outbox import drain_all, paid_reservation
+from tests.support.servers import ROOT
 
 pytestmark = pytest.mark.django_db
 
@@ -80,6 +82,20 @@ def test_every_kind_renders_subject_text_and_html_in_both_languages(kind, locale
     for phrase in phrases:
         assert phrase.split(": ")[-1] in email.html
     assert subject in email.html  # <title>
+
+
+def test_every_string_is_translated_and_the_compiled_catalog_is_the_po_file(tmp_path):
+    """An untranslated or fuzzy string would show English inside a Spanish e-mail; a stale .mo
+    (a .po edited without `make messages`) would render yesterday's text."""
+    po = ROOT / "locale" / "es" / "LC_MESSAGES" / "django.po"
+    compiled = tmp_path / "django.mo"
+
+    result = subprocess.run(["msgfmt", "--check", "--statistics", "-o", str(compiled), str(po)],
+                            capture_output=True, text=True, check=True)
+
+    assert "untranslated" not in result.stderr, result.stderr
+    assert "fuzzy" not in result.stderr, result.stderr
+    assert po.with_suffix(".mo").read_bytes() == compiled.read_bytes(), "run make messages"
 
 
 def test_amounts_follow_the_currency_and_the_language():
