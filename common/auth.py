@@ -1,6 +1,7 @@
 from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.parsers import JSONParser
 from rest_framework.settings import api_settings
+
+from common.parsers import SafeJSONParser
 
 
 class TokenObtainApi(ObtainAuthToken):
@@ -8,4 +9,4 @@ class TokenObtainApi(ObtainAuthToken):
     endpoint is exactly where guessing must be rate-limited (per anonymous IP)."""
 
     throttle_classes = api_settings.DEFAULT_THROTTLE_CLASSES
-    parser_classes = (JSONParser,)
+    parser_classes = (SafeJSONParser,)
