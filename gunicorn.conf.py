@@ -8,7 +8,7 @@
 | GUNICORN_THREADS | 8 (1 for sync) | per process |
 | GUNICORN_TIMEOUT | 4 x STRIPE_TIMEOUT_SECONDS + 10 | above the pay budget (api.md) |
 | GUNICORN_GRACEFUL_TIMEOUT | = timeout | a running pay finishes on SIGTERM |
-| FORWARDED_ALLOW_IPS | 127.0.0.1 | proxies trusted for X-Forwarded-Proto |
+| FORWARDED_ALLOW_IPS | 127.0.0.1 if NUM_PROXIES > 0, else none | proxies trusted for X-Forwarded-Proto |
 """
 
 import os
@@ -26,7 +26,10 @@ threads = int(os.environ.get("GUNICORN_THREADS", "8" if worker_class == "gthread
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", str(int(4 * _stripe_timeout) + 10)))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", str(timeout)))
 keepalive = 5
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# One rule with Django's (SECURE_PROXY_SSL_HEADER, common.net): with NUM_PROXIES = 0 no proxy is
+# trusted, so nobody's X-Forwarded-Proto makes a plain-HTTP request pass for TLS.
+_trusts_a_proxy = int(os.environ.get("NUM_PROXIES", "0")) > 0
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1" if _trusts_a_proxy else "")
 # One JSON line per request comes from the application (common.middleware.AccessLogMiddleware).
 accesslog = None
 errorlog = "-"

@@ -12,13 +12,13 @@ from django.contrib.auth import authenticate, user_logged_in
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.exceptions import LoginLockedOut
+from common.parsers import SafeJSONParser
 from common.tokens import api_token_issue, api_token_revoke, api_tokens_revoke_all
 
 
@@ -37,7 +37,7 @@ class TokenObtainApi(APIView):
 
     authentication_classes = ()
     permission_classes = (AllowAny,)
-    parser_classes = (JSONParser,)
+    parser_classes = (SafeJSONParser,)
 
     @extend_schema(request=TokenObtainInputSerializer, responses={200: TokenOutputSerializer})
     def post(self, request: Request) -> Response:

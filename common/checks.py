@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
 from django.core.management.base import CommandError
 
 DEV_EMAIL_BACKENDS = frozenset({
@@ -36,6 +36,24 @@ def production_guards(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                             hint="Set it to the signing secret of the webhook endpoint (whsec_...).",
                             id="reserve.E003"))
     return errors
+
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
+
+
+@register("production")
+def insecure_http_only_on_loopback(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """INSECURE_LOCAL_HTTP drops the Secure cookie flags and HSTS: right for a plain-HTTP run on
+    loopback, a session-stealing hazard anywhere a network sits between browser and server."""
+    if not getattr(settings, "PRODUCTION", False) or not getattr(settings, "INSECURE_LOCAL_HTTP", False):
+        return []
+    remote = sorted(set(settings.ALLOWED_HOSTS) - LOOPBACK_HOSTS)
+    if not remote:
+        return []
+    return [Warning(f"INSECURE_LOCAL_HTTP is true while ALLOWED_HOSTS names {', '.join(remote)}: session and "
+                    "CSRF cookies would cross the network without the Secure flag.",
+                    hint="Unset INSECURE_LOCAL_HTTP and terminate TLS in front (NUM_PROXIES=1).",
+                    id="reserve.W001")]
 
 
 def refuse_demo_data() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import sentry_sdk
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.defaults import page_not_found, server_error
@@ -106,6 +107,14 @@ def exception_to_problem(exc: Exception, request: HttpRequest | None) -> HttpRes
     if isinstance(exc, ApplicationError):
         return problem_response(request, status=exc.status_code, code=exc.code, title=exc.title,
                                 detail=exc.detail, headers=exc.headers, extra=exc.extra)
+    if isinstance(exc, RequestDataTooBig):
+        # Hostile or broken input is the client's problem: a warning, never an error report.
+        logger.warning("request body over the upload limit", extra={"path": getattr(request, "path", "")})
+        return problem_response(request, status=413, code=ErrorCode.REQUEST_TOO_LARGE,
+                                detail="The request body is too large.")
+    if isinstance(exc, SuspiciousOperation):
+        logger.warning("suspicious request refused: %s", type(exc).__name__)
+        return problem_response(request, status=400, code=ErrorCode.BAD_REQUEST, detail="Bad request.")
     if isinstance(exc, Http404):
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

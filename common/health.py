@@ -17,6 +17,9 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from common.metrics import access_allowed
+from common.net import client_ip
+
 logger = logging.getLogger("reserve.health")
 
 ReadyCheck = Callable[[], tuple[bool, Any]]
@@ -74,6 +77,9 @@ def db(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_GET
 def ready(request: HttpRequest) -> JsonResponse:
+    """200 or 503. The checks' details (backlog, dead letters, breakers, schedules) are
+    operational information: only a scraper with the metrics token or from an allowed network,
+    or a logged-in staff member, sees them; anyone else gets the status alone."""
     checks: dict[str, Any] = {}
     healthy = True
     for name, check in _READY_CHECKS.items():
@@ -86,4 +92,14 @@ def ready(request: HttpRequest) -> JsonResponse:
                 connection.close()
         healthy = healthy and ok
         checks[name] = details
-    return JsonResponse({"status": "ok" if healthy else "error", "checks": checks}, status=200 if healthy else 503)
+    body: dict[str, Any] = {"status": "ok" if healthy else "error"}
+    if _may_see_details(request):
+        body["checks"] = checks
+    return JsonResponse(body, status=200 if healthy else 503)
+
+
+def _may_see_details(request: HttpRequest) -> bool:
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated and user.is_staff:
+        return True
+    return access_allowed(authorization=request.headers.get("Authorization", ""), address=client_ip(request))

@@ -11,6 +11,7 @@ class IdempotencyKey(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # Compared byte for byte: the column has the binary collation on MariaDB (migration 0003).
     key = models.CharField(max_length=255)
     # "POST api/v1/reservations/<uuid:reservation_id>/pay/": method and route template. Keys are
     # scoped by user and endpoint (B1), so one client key may serve create and then pay.

@@ -4,12 +4,14 @@
 webhook secret or with mail going to the console, and no demo data."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import NUM_PROXIES, env
 
 PRODUCTION = True
 DEBUG = env.bool("DEBUG", default=False)
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# X-Forwarded-Proto says "https" only if a proxy we trust wrote it: with NUM_PROXIES = 0 any
+# client could send it and pass for a TLS connection.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if NUM_PROXIES > 0 else None
 # Behind a TLS-terminating proxy (SECURE_SSL_REDIRECT=false) cookies stay Secure and HSTS is
 # sent; only a plain-HTTP run on loopback drops them, and says so with INSECURE_LOCAL_HTTP.
 INSECURE_LOCAL_HTTP = env.bool("INSECURE_LOCAL_HTTP", default=False)

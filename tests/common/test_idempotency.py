@@ -104,3 +104,15 @@ def test_purge_deletes_keys_older_than_the_ttl(customer, settings):
 
     assert idempotency_keys_purge() == 1
     assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["new"]
+
+
+@pytest.mark.parametrize(("first", "second"), [("AbC-1", "abc-1"), ("café-1", "cafe-1"), ("key ", "key")])
+def test_keys_compare_byte_for_byte(api, product, first, second):
+    """MariaDB's default collation folds case, accents and trailing spaces: the key column is binary."""
+    one = _create(api, product, key=first)
+    other = _create(api, product, key=second)
+
+    assert (one.status_code, other.status_code) == (201, 201)
+    assert "Idempotent-Replayed" not in other
+    assert one.json()["id"] != other.json()["id"]
+    assert Reservation.objects.count() == 2

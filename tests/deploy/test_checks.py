@@ -43,3 +43,10 @@ def test_production_refuses_the_console_mail_backend_and_missing_stripe_secrets(
 def test_no_model_change_lacks_a_migration():
     result = manage("makemigrations", "--check", "--dry-run", env={"DJANGO_SETTINGS_MODULE": "config.settings.test"})
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_insecure_local_http_off_loopback_is_flagged():
+    result = manage("check", "--deploy", "--fail-level", "WARNING",
+                    env={**PRODUCTION_ENV, "INSECURE_LOCAL_HTTP": "true"})
+    assert result.returncode != 0
+    assert "reserve.W001" in result.stderr + result.stdout

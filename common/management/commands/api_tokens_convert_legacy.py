@@ -1,6 +1,6 @@
 """`manage.py api_tokens_convert_legacy`: convert the plain-text tokens of
 rest_framework.authtoken into hashed, expiring ones (the client keeps its token string until
-it expires). migrate did it once (common 0003); run this after a rolling upgrade, when no
+it expires). migrate did it once (common 0004); run this after a rolling upgrade, when no
 process of the previous release is left, for tokens those processes issued meanwhile."""
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ def convert(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("common", "0002_idempotency_key_scope_by_endpoint"),
+        ("common", "0003_idempotency_key_binary_collation"),
         ("knox", "0009_extend_authtoken_field"),
     ]
 
