@@ -84,6 +84,15 @@ def test_every_kind_renders_subject_text_and_html_in_both_languages(kind, locale
     assert subject in email.html  # <title>
 
 
+def test_a_confirmation_without_a_supplier_code_leaves_that_line_out():
+    facts = {**FACTS, "supplier_reference": ""}
+
+    email = guest_email_render(kind=GuestEmail.BOOKING_CONFIRMED, locale="en", facts=facts)
+
+    assert "Supplier confirmation code" not in email.text
+    assert "Supplier confirmation code" not in email.html
+
+
 def test_every_string_is_translated_and_the_compiled_catalog_is_the_po_file(tmp_path):
     """An untranslated or fuzzy string would show English inside a Spanish e-mail; a stale .mo
     (a .po edited without `make messages`) would render yesterday's text."""
