@@ -34,6 +34,7 @@ def bench_env(db_name: str, **extra: str) -> dict[str, str]:
         "DEBUG": "false",
         "SECURE_SSL_REDIRECT": "false",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SUPPLIER_ALLOWED_HOSTS": "127.0.0.1,localhost",  # the fake supplier, on loopback
         "DATABASE_URL": f"mysql://root@127.0.0.1:3306/{db_name}",
         "API_THROTTLE_USER_RATE": "10000000/min",
         "API_THROTTLE_ANON_RATE": "10000000/min",

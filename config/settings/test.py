@@ -10,6 +10,9 @@ os.environ.setdefault("STRIPE_TIMEOUT_SECONDS", "2")
 # The test client comes from loopback: it may read /health/ready's details and /metrics.
 os.environ.setdefault("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8")
 
+# The fake supplier runs on loopback over plain http.
+os.environ.setdefault("SUPPLIER_ALLOWED_HOSTS", "127.0.0.1,localhost")
+
 from .base import *  # noqa: F403
 from .base import REST_FRAMEWORK
 
@@ -17,7 +20,9 @@ DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Throttling is tested on its own with explicit rates; concurrency tests must not hit it.
-REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"user": "100000/min", "anon": "100000/min"}}
+REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {
+    **REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "user": "100000/min", "anon": "100000/min",
+    "reservation_create": "100000/min"}}
 LOGGING_CONFIG = None if os.environ.get("TEST_QUIET_LOGS") else "logging.config.dictConfig"
 # Static files from the apps' directories (no collectstatic in the test run).
 STATIC_ROOT = None
