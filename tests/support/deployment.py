@@ -106,6 +106,7 @@ class Deployment:
             "LOG_LEVEL": "INFO",
             "API_THROTTLE_USER_RATE": "100000/min",
             "API_THROTTLE_ANON_RATE": "100000/min",
+            "API_THROTTLE_RESERVATION_CREATE_RATE": "100000/min",
             **extra,
         }
 
