@@ -20,8 +20,8 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from backoffice.permissions import staff_actor
 from common.exceptions import ApplicationError, VersionConflict
+from common.permissions import staff_actor
 
 
 class VersionedActionForm(forms.Form):

@@ -1,8 +1,6 @@
-"""The permissions the staff actions check, and how staff appear on a timeline."""
+"""The permissions the staff actions check (how staff appear on a timeline: common.permissions)."""
 
 from __future__ import annotations
-
-from django.contrib.auth.models import AbstractBaseUser
 
 # Custom permissions are declared on the queue proxies (backoffice.models). Dead letters and
 # Stripe events use their models' own change permission, since their admins are otherwise
@@ -12,8 +10,3 @@ PERM_CANCEL_REFUND = "backoffice.cancel_refund_reservation"
 PERM_RESOLVE_REFUND = "backoffice.resolve_refund"
 PERM_RESOLVE_DEAD_LETTER = "outbox.change_deadletter"
 PERM_REPROCESS_STRIPE_EVENT = "payments.change_stripeevent"
-
-
-def staff_actor(user: AbstractBaseUser) -> str:
-    """The timeline `actor` of a staff member (api.md)."""
-    return f"staff:{user.get_username()}"

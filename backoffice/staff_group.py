@@ -27,6 +27,7 @@ PERMISSIONS = [
     ("suppliers", "view_supplier"),
     ("suppliers", "view_product"),
     ("suppliers", "view_supplierrequest"),
+    ("suppliers", "view_catalogchange"),
     ("payments", "view_payment"),
     ("payments", "view_refund"),
     ("backoffice", "view_refundneedingattention"),

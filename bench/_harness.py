@@ -34,9 +34,13 @@ def bench_env(db_name: str, **extra: str) -> dict[str, str]:
         "DEBUG": "false",
         "SECURE_SSL_REDIRECT": "false",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SUPPLIER_ALLOWED_HOSTS": "127.0.0.1,localhost",  # the fake supplier, on loopback
         "DATABASE_URL": f"mysql://root@127.0.0.1:3306/{db_name}",
         "API_THROTTLE_USER_RATE": "10000000/min",
         "API_THROTTLE_ANON_RATE": "10000000/min",
+        "API_THROTTLE_RESERVATION_CREATE_RATE": "10000000/min",
+        # One bench customer creates thousands of holds: the cap is a product rule, not load.
+        "RESERVATION_MAX_UNPAID_HOLDS": "100000000",
         "LOG_LEVEL": "WARNING",
         # Production settings refuse to start without these (common/checks.py).
         "STRIPE_API_KEY": "sk_test_bench",

@@ -12,6 +12,7 @@ from typing import Any
 import sentry_sdk
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.defaults import page_not_found, server_error
@@ -119,6 +120,9 @@ def exception_to_problem(exc: Exception, request: HttpRequest | None) -> HttpRes
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf.PermissionDenied()
+    elif isinstance(exc, DjangoValidationError):
+        # A service's rule (the admin shows the same error on its form): a 400 with the fields.
+        exc = drf.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     if isinstance(exc, drf.APIException):
         headers: dict[str, str] = {}
         if getattr(exc, "auth_header", None):

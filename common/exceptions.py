@@ -57,6 +57,13 @@ class SoldOut(ApplicationError):
     default_detail = "Not enough capacity left for this product on this date."
 
 
+class TooManyUnpaidHolds(ApplicationError):
+    status_code = 409
+    code = ErrorCode.TOO_MANY_UNPAID_HOLDS
+    title = "Too many unpaid reservations"
+    default_detail = "Pay or cancel one of your unpaid reservations before holding another."
+
+
 class NotFound(ApplicationError):
     status_code = 404
     code = ErrorCode.NOT_FOUND

@@ -1,13 +1,15 @@
 """The one lock order (E2): every transaction that locks more than one of these rows takes
 them in this order, and rows of one kind in primary-key order:
 
-    reservation → payment → refund → dead letter → outbox event
+    customer → reservation → payment → refund → dead letter → outbox event
 
 Two transactions that lock in one global order cannot deadlock on each other: the later one
 waits for the earlier one instead of holding what the earlier one needs (pretix
 `base/services/locking.py`, Saleor's `lock_objects.py`).
 
-- The reservation comes first because almost every flow works on one: pay, webhook, refund,
+- The customer (their user row) is locked only by reservation create, to count their unpaid
+  holds (RESERVATION_MAX_UNPAID_HOLDS), before the reservation it creates.
+- The reservation comes next because almost every flow works on one: pay, webhook, refund,
   cancel, expiry, staff actions and the application of a supplier's answer.
 - The outbox event comes last. Delivery claims events without waiting (`SKIP LOCKED`, so
   claims stand outside the order), but applying a result locks the domain rows that result
@@ -32,6 +34,7 @@ M = TypeVar("M", bound=models.Model)
 # Model labels (app_label.modelname) from first to last: the order, by name, so that this
 # module imports none of the apps it orders.
 LOCK_ORDER: tuple[str, ...] = (
+    "auth.user",
     "reservations.reservation",
     "payments.payment",
     "payments.refund",

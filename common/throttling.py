@@ -40,3 +40,10 @@ class AnonRateThrottle(_DegradingThrottle, throttling.AnonRateThrottle):
 
 class UserRateThrottle(_DegradingThrottle, throttling.UserRateThrottle):
     pass
+
+
+class ReservationCreateThrottle(_DegradingThrottle, throttling.UserRateThrottle):
+    """POST /reservations/ per user ("reservation_create" rate), on top of the general rate:
+    each create takes capacity, so creating is what a hoarder would repeat."""
+
+    scope = "reservation_create"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
@@ -17,6 +18,8 @@ from common.parsers import json_loads_safely
 from payments import gateway
 from payments.metrics import count_webhook
 from payments.services import stripe_event_ingest
+
+logger = logging.getLogger("reserve.webhooks")
 
 
 class InvalidWebhook(ApplicationError):
@@ -50,15 +53,18 @@ class StripeWebhookApi(APIView):
                                            tolerance=300)
         except gateway.WebhookSignatureInvalid as exc:
             count_webhook("invalid_signature")
+            logger.warning("webhook refused: signature does not match")
             raise InvalidWebhook("The Stripe signature does not match.", code=ErrorCode.INVALID_SIGNATURE) from exc
         try:
             payload = json_loads_safely(body)
         except ParseError as exc:
             count_webhook("invalid")
+            logger.warning("webhook refused: signed body is not JSON")
             raise InvalidWebhook("The body is not a Stripe event.") from exc
         if not _is_stripe_event(payload):
             # Signed, yet not shaped like an event (B4): a 400, not a 500 Stripe would retry for days.
             count_webhook("invalid")
+            logger.warning("webhook refused: signed body is not a Stripe event")
             raise InvalidWebhook("The body is not a Stripe event.")
         try:
             result = stripe_event_ingest(payload=payload)

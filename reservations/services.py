@@ -9,16 +9,19 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from common.db import retry_on_deadlock, versioned_update
 from common.error_codes import ErrorCode
-from common.exceptions import InvalidState, NotFound, SoldOut
+from common.exceptions import InvalidState, NotFound, SoldOut, TooManyUnpaidHolds
+from common.faults import fault_point
 from common.locking import lock_rows
-from reservations.models import DailyInventory, Reservation, ReservationEvent
+from reservations.models import DailyInventory, Reservation, ReservationEvent, ReservationStatus
 from reservations.state import HOLDING, can_transition, supplier_can_transition
 
 if TYPE_CHECKING:  # the catalog sits above this app: its model is only named, never imported
@@ -196,6 +199,27 @@ def _capacity_release(reservation: Reservation) -> None:
 
 # --- customer operations -------------------------------------------------------------------
 
+def _within_booking_horizon(*, product: Product, date: dt.date) -> None:
+    last = timezone.localdate() + dt.timedelta(days=product.booking_horizon_days)
+    if date > last:
+        raise ValidationError({"date": [ValidationError(
+            f"This product can be booked up to {product.booking_horizon_days} days ahead (until {last}).",
+            code="beyond_booking_horizon")]})
+
+
+def _unpaid_holds_allowed(*, user: AbstractBaseUser) -> None:
+    """At most RESERVATION_MAX_UNPAID_HOLDS unpaid, unexpired reservations per customer, so
+    one account cannot hold a day's places hostage. Counted under the customer's row lock:
+    two concurrent creates of one customer count one after the other."""
+    lock_rows(get_user_model().objects.filter(pk=user.pk))
+    unpaid = Reservation.objects.filter(user=user, status=ReservationStatus.PENDING_PAYMENT,
+                                        expires_at__gt=timezone.now()).count()
+    fault_point("reservation.holds_counted")
+    limit = settings.RESERVATION_MAX_UNPAID_HOLDS
+    if unpaid >= limit:
+        raise TooManyUnpaidHolds(extra={"max_unpaid_holds": limit})
+
+
 @retry_on_deadlock
 def reservation_create(
     *, user: AbstractBaseUser, product: Product, date: dt.date, quantity: int, guest_name: str, guest_email: str,
@@ -206,7 +230,9 @@ def reservation_create(
     stores its idempotent answer there, B11)."""
     if not product.active or not product.supplier.active:
         raise InvalidState("This product is not available.", code=ErrorCode.PRODUCT_UNAVAILABLE)
+    _within_booking_horizon(product=product, date=date)
     with transaction.atomic(durable=True):
+        _unpaid_holds_allowed(user=user)
         holds = _capacity_hold(product=product, date=date, quantity=quantity)
         reservation = Reservation.objects.create(
             user=user, product=product, date=date, quantity=quantity,

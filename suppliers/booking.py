@@ -25,7 +25,7 @@ from reservations.services import (
     reservation_transition,
 )
 from suppliers.clients import BookingRequest, SupplierOutcome, SupplierResult, supplier_adapter_for
-from suppliers.clients.base import BREAKER_OPEN
+from suppliers.clients.base import BREAKER_OPEN, ENDPOINT_REFUSED
 from suppliers.models import SupplierRequest
 
 logger = logging.getLogger("reserve.suppliers")
@@ -67,10 +67,10 @@ def _deferred(result: SupplierResult) -> Verdict:
     return Verdict.defer(seconds=result.retry_after_seconds, reason=result.error)
 
 
-# Book calls that cannot have left a booking at the supplier: the open breaker refused it (it
-# never left), the supplier said no availability, or it refused the request (another 4xx).
+# Book calls that cannot have left a booking at the supplier: the open breaker or the endpoint
+# policy refused it (it never left), the supplier said no availability, or it refused the request (another 4xx).
 # Any other call may have booked, even unanswered: a timeout, a 5xx, a lost connection.
-_NO_BOOKING_MADE = (Q(error_code=BREAKER_OPEN) | Q(outcome=SupplierOutcome.REJECTED)
+_NO_BOOKING_MADE = (Q(error_code__in=(BREAKER_OPEN, ENDPOINT_REFUSED)) | Q(outcome=SupplierOutcome.REJECTED)
                     | Q(outcome=SupplierOutcome.PERMANENT, http_status__gte=400, http_status__lt=500))
 
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import uuid
 
-from django.core.validators import MinValueValidator, RegexValidator
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
 
@@ -42,6 +43,9 @@ class Product(models.Model):
     cancellation_cutoff_hours = models.PositiveIntegerField(
         null=True, blank=True,
         help_text="Customers may cancel until this many hours before the service date (00:00 UTC); empty: any time.")
+    booking_horizon_days = models.PositiveIntegerField(
+        default=365, validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text="Customers may book dates up to this many days ahead.")
     active = models.BooleanField(default=True)
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -81,3 +85,31 @@ class SupplierRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.operation} #{self.attempt} {self.outcome}"
+
+
+class CatalogChange(models.Model):
+    """Who changed which supplier or product, and from what to what (issue "security"). One
+    row per create or update, written in the same transaction as the change. The API key is
+    never stored here: only that it was set or changed."""
+
+    class Action(models.TextChoices):
+        CREATE = "create"
+        UPDATE = "update"
+
+    id = models.BigAutoField(primary_key=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.CharField(max_length=200, help_text="staff:<username>, or the command that made the change.")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="+")
+    model = models.CharField(max_length=32)  # supplier, product
+    object_id = models.UUIDField(db_index=True)
+    object_repr = models.CharField(max_length=200)
+    action = models.CharField(max_length=16, choices=Action.choices)
+    before = models.JSONField(default=dict, help_text="The changed fields' previous values.")
+    after = models.JSONField(default=dict, help_text="The changed fields' new values.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.model} {self.object_repr} by {self.actor}"

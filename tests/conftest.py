@@ -37,7 +37,28 @@ def api(customer) -> APIClient:
 
 @pytest.fixture
 def staff_api(staff_user) -> APIClient:
+    """Staff status and no permission at all: the API must let them do nothing more."""
     return client_for(staff_user)
+
+
+CATALOG_PERMISSIONS = ("add_supplier", "change_supplier", "view_supplier", "add_product", "change_product",
+                       "view_product")
+
+
+@pytest.fixture
+def catalog_manager(db):
+    """Staff with the catalog's model permissions (add, change, view), as the admin grants them."""
+    from django.contrib.auth.models import Permission
+
+    user = StaffUserFactory()
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="suppliers",
+                                                        codename__in=CATALOG_PERMISSIONS))
+    return user
+
+
+@pytest.fixture
+def catalog_api(catalog_manager) -> APIClient:
+    return client_for(catalog_manager)
 
 
 @pytest.fixture
@@ -160,3 +181,20 @@ def alerts(settings, slack_sink, mailoutbox):
     """Staff alerts go to an e-mail address and to a local Slack sink."""
     settings.ALERT_EMAILS = ["ops@example.test"]
     return slack_sink
+
+
+@pytest.fixture
+def sentry():
+    """The real sentry-sdk, initialised as production does, sending to a local ingest stand-in."""
+    import sentry_sdk
+
+    from config.sentry import sentry_init
+    from tests.support.sentry_sink import SentrySink
+
+    with SentrySink() as sink:
+        sentry_init(dsn=sink.dsn, environment="staging", release="reserve@1.2.3")
+        try:
+            yield sink
+        finally:
+            sentry_sdk.flush(timeout=5)
+            sentry_sdk.init()  # no DSN: the SDK is off again for the other tests

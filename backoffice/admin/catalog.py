@@ -11,10 +11,12 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
-from backoffice.admin.base import ReadOnlyInline, money
+from backoffice.admin.base import ReadOnlyAdminMixin, ReadOnlyInline, money
+from common.permissions import staff_actor
 from outbox.policy import call_budget_error
 from suppliers import services
-from suppliers.models import Product, Supplier, SupplierRequest
+from suppliers.clients.endpoint import base_url_problem
+from suppliers.models import CatalogChange, Product, Supplier, SupplierRequest
 
 STALE_FORM = "This {model} was changed by someone else since you opened the form (version {seen}, now {current}). " \
              "Reload the page and apply your change again."
@@ -53,6 +55,14 @@ class SupplierForm(_VersionedModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        url = cleaned.get("base_url")
+        if url and "base_url" in self.changed_data:
+            problem = base_url_problem(url)
+            if problem:
+                self.add_error("base_url", problem)
+            elif self.instance.pk and not self.data.get(self.add_prefix("api_key")):
+                # Whoever redirects a supplier's bookings must know (or replace) its secret.
+                self.add_error("api_key", services.API_KEY_REQUIRED_MESSAGE)
         connect, read = cleaned.get("connect_timeout_seconds"), cleaned.get("timeout_seconds")
         if connect is not None and read is not None:
             error = call_budget_error(connect_seconds=connect, read_seconds=read)
@@ -79,22 +89,25 @@ class ProductInline(ReadOnlyInline):
         return money(obj.unit_amount, obj.currency)
 
 
-def _save_versioned(*, obj: Supplier | Product, form: _VersionedModelForm, change: bool, create: Any,
-                    update: Any) -> None:
+def _save_versioned(*, request: HttpRequest, obj: Supplier | Product, form: _VersionedModelForm, change: bool,
+                    create: Any, update: Any) -> None:
     """Never `obj.save()`: a new row goes through the catalog's create service, an edit through
     its update service (the fields that changed, conditional on the version the form was
     rendered with, A5), exactly as the API's POST and PATCH do."""
     model_fields = form._meta.fields
+    who = {"actor": staff_actor(request.user), "user": request.user}
     if not change:
-        created = create(**{name: form.cleaned_data[name] for name in model_fields})
+        created = create(**{name: form.cleaned_data[name] for name in model_fields}, **who)
         obj.pk, obj.version = created.pk, created.version
         return
     values = form.cleaned_data
     current = type(obj).objects.get(pk=obj.pk)
     changed = {name: values[name] for name in model_fields
                if (name in form.changed_data or name == "api_key") and getattr(current, name) != values[name]}
+    if "base_url" in changed:
+        changed["api_key"] = values["api_key"]  # re-entered with the new URL (the service checks it)
     if changed:
-        current = update(current, data=changed, expected_version=values.get("loaded_version"))
+        current = update(current, data=changed, expected_version=values.get("loaded_version"), **who)
     obj.version = current.version
 
 
@@ -125,7 +138,7 @@ class SupplierAdmin(admin.ModelAdmin):
         return bool(obj.api_key)
 
     def save_model(self, request: HttpRequest, obj: Supplier, form: SupplierForm, change: bool) -> None:
-        _save_versioned(obj=obj, form=form, change=change, create=services.supplier_create,
+        _save_versioned(request=request, obj=obj, form=form, change=change, create=services.supplier_create,
                         update=lambda row, **kw: services.supplier_update(supplier=row, **kw))
 
 
@@ -133,7 +146,7 @@ class ProductForm(_VersionedModelForm):
     class Meta:
         model = Product
         fields = ("supplier", "code", "name", "unit_amount", "currency", "daily_capacity", "cancellation_cutoff_hours",
-                  "active")
+                  "booking_horizon_days", "active")
 
 
 @admin.register(Product)
@@ -144,7 +157,7 @@ class ProductAdmin(admin.ModelAdmin):
     search_fields = ("code", "name")
     list_select_related = ("supplier",)
     fields = ("supplier", "code", "name", "unit_amount", "currency", "daily_capacity", "cancellation_cutoff_hours",
-              "active", "loaded_version")
+              "booking_horizon_days", "active", "loaded_version")
 
     @admin.display(description="unit price", ordering="unit_amount")
     def price(self, obj: Product) -> str:
@@ -156,12 +169,12 @@ class ProductAdmin(admin.ModelAdmin):
         return self.fields
 
     def save_model(self, request: HttpRequest, obj: Product, form: ProductForm, change: bool) -> None:
-        _save_versioned(obj=obj, form=form, change=change, create=services.product_create,
+        _save_versioned(request=request, obj=obj, form=form, change=change, create=services.product_create,
                         update=lambda row, **kw: services.product_update(product=row, **kw))
 
 
 @admin.register(SupplierRequest)
-class SupplierRequestAdmin(admin.ModelAdmin):
+class SupplierRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The supplier call audit (C4), read-only; also shown inline on each reservation."""
 
     list_display = ("created_at", "reservation", "supplier", "operation", "attempt", "outcome", "http_status",
@@ -174,11 +187,19 @@ class SupplierRequestAdmin(admin.ModelAdmin):
                        "created_at")
     fields = readonly_fields
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: SupplierRequest | None = None) -> bool:
-        return False
+@admin.register(CatalogChange)
+class CatalogChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The catalog audit: who changed which supplier or product, before and after. Read-only
+    for everyone, superusers included: an audit nobody can edit."""
 
-    def has_delete_permission(self, request: HttpRequest, obj: SupplierRequest | None = None) -> bool:
-        return False
+    list_display = ("created_at", "actor", "action", "model", "object_repr", "changed_fields")
+    list_filter = ("model", "action")
+    search_fields = ("actor", "object_repr", "=object_id")
+    readonly_fields = ("created_at", "actor", "user", "model", "object_id", "object_repr", "action", "before", "after")
+    fields = readonly_fields
+    date_hierarchy = "created_at"
+
+    @admin.display(description="fields")
+    def changed_fields(self, obj: CatalogChange) -> str:
+        return ", ".join(sorted(obj.after))

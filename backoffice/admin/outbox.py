@@ -22,8 +22,9 @@ from django.utils.text import Truncator
 
 from backoffice.actions import Done, StaffAction, StaffActionsMixin
 from backoffice.admin.base import ReadOnlyAdminMixin, age, json_block
-from backoffice.permissions import PERM_RESOLVE_DEAD_LETTER, staff_actor
+from backoffice.permissions import PERM_RESOLVE_DEAD_LETTER
 from common.exceptions import ApplicationError
+from common.permissions import staff_actor
 from outbox.models import DeadLetter, DeadLetterStatus, OutboxEvent
 from outbox.services import dead_letter_discard, dead_letter_replay
 

@@ -18,9 +18,10 @@ from django.utils.html import format_html
 from backoffice.actions import Done, StaffAction, StaffActionsMixin, VersionedActionForm
 from backoffice.admin.base import ReadOnlyAdminMixin, ReadOnlyInline, age, json_block, money
 from backoffice.models import RefundNeedingAttention
-from backoffice.permissions import PERM_REPROCESS_STRIPE_EVENT, PERM_RESOLVE_REFUND, staff_actor
+from backoffice.permissions import PERM_REPROCESS_STRIPE_EVENT, PERM_RESOLVE_REFUND
 from common.error_codes import ErrorCode
 from common.exceptions import ApplicationError
+from common.permissions import staff_actor
 from payments.models import Payment, Refund, StripeEvent, StripeEventStatus
 from payments.services import refund_record_external, refund_retry, refunds_needing_attention, stripe_event_reprocess
 

@@ -184,6 +184,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "user": env("API_THROTTLE_USER_RATE", default="300/min"),
         "anon": env("API_THROTTLE_ANON_RATE", default="60/min"),
+        # POST /reservations/ per user, on top of "user": creating holds is what hoarding costs.
+        "reservation_create": env("API_THROTTLE_RESERVATION_CREATE_RATE", default="10/min"),
     },
     "NUM_PROXIES": NUM_PROXIES,
     "EXCEPTION_HANDLER": "common.errors.problem_exception_handler",
@@ -207,6 +209,8 @@ REST_KNOX = {"TOKEN_TTL": API_TOKEN_TTL, "AUTH_HEADER_PREFIX": "Token", "AUTO_RE
 
 # --- Domain --------------------------------------------------------------------------------
 RESERVATION_HOLD_MINUTES = env.int("RESERVATION_HOLD_MINUTES", default=15)
+# Unpaid reservations one customer may hold at once: one account cannot hoard a day's places.
+RESERVATION_MAX_UNPAID_HOLDS = env.int("RESERVATION_MAX_UNPAID_HOLDS", default=3)
 DEADLOCK_RETRY_ATTEMPTS = env.int("DEADLOCK_RETRY_ATTEMPTS", default=5)
 
 # --- Stripe --------------------------------------------------------------------------------
@@ -230,6 +234,9 @@ OUTBOX_LEASE_SECONDS = env.int("OUTBOX_LEASE_SECONDS", default=60)
 # How long one scheduled drain task loops. Longer than its 1-minute schedule plus the
 # scheduler's ~30 s granularity, so a drain is always running (C3); shorter than Q timeout.
 OUTBOX_DRAIN_SECONDS = env.int("OUTBOX_DRAIN_SECONDS", default=100)
+# Hosts a supplier base_url may name over plain http or on internal addresses (the demo's
+# fake supplier on loopback). Empty in production: https to public addresses only.
+SUPPLIER_ALLOWED_HOSTS = env.list("SUPPLIER_ALLOWED_HOSTS", default=[])
 SUPPLIER_BREAKER_FAIL_MAX = env.int("SUPPLIER_BREAKER_FAIL_MAX", default=5)
 SUPPLIER_BREAKER_RESET_SECONDS = env.int("SUPPLIER_BREAKER_RESET_SECONDS", default=30)
 

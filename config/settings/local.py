@@ -10,6 +10,9 @@ os.environ.setdefault("STRIPE_WEBHOOK_SECRET", "whsec_local_demo_secret")
 # `curl http://127.0.0.1:8000/metrics` works on the demo machine without a token.
 os.environ.setdefault("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
 
+# The fake supplier runs on loopback over plain http.
+os.environ.setdefault("SUPPLIER_ALLOWED_HOSTS", "127.0.0.1,localhost")
+
 from .base import *  # noqa: F403
 
 # runserver serves static files itself; whitenoise finds them in the apps without collectstatic.

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.idempotency import idempotency_store_with_effect, idempotent
+from common.throttling import ReservationCreateThrottle
 from reservations import selectors, services
 from reservations.api.serializers import (
     ReservationCreateInputSerializer,
@@ -23,6 +24,12 @@ from reservations.models import ReservationStatus
 
 class ReservationListCreateApi(ListAPIView):
     serializer_class = ReservationOutputSerializer
+
+    def get_throttles(self) -> list:
+        throttles = super().get_throttles()
+        if self.request.method == "POST":
+            throttles.append(ReservationCreateThrottle())
+        return throttles
 
     def get_queryset(self):
         status_filter = self.request.query_params.get("status")

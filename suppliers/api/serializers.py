@@ -44,7 +44,7 @@ class ProductSerializer(serializers.ModelSerializer):
     class Meta:
         model = Product
         fields = ["id", "supplier", "code", "name", "unit_amount", "currency", "daily_capacity",
-                  "cancellation_cutoff_hours", "active", "version", "created_at", "updated_at"]
+                  "cancellation_cutoff_hours", "booking_horizon_days", "active", "version", "created_at", "updated_at"]
         read_only_fields = ["id", "version", "created_at", "updated_at"]
         extra_kwargs = {"unit_amount": {"min_value": 1, "max_value": 100_000_000},
                         "daily_capacity": {"max_value": 1_000_000},

@@ -12,6 +12,9 @@ from typing import Any
 
 # error_code of an attempt the open circuit breaker refused: no request left this process.
 BREAKER_OPEN = "breaker_open"
+# error_code of an attempt refused because base_url points where suppliers may not be
+# (plain http, an internal address: suppliers.clients.endpoint). Nothing was sent either.
+ENDPOINT_REFUSED = "endpoint_refused"
 
 
 class SupplierOutcome(enum.StrEnum):

@@ -16,7 +16,15 @@ from django.conf import settings
 
 from common.breakers import get_breaker
 from outbox.policy import call_budget_seconds
-from suppliers.clients.base import BREAKER_OPEN, BookingRequest, SupplierAdapter, SupplierOutcome, SupplierResult
+from suppliers.clients.base import (
+    BREAKER_OPEN,
+    ENDPOINT_REFUSED,
+    BookingRequest,
+    SupplierAdapter,
+    SupplierOutcome,
+    SupplierResult,
+)
+from suppliers.clients.endpoint import EndpointRefused, connection_problem, host_allowed, supplier_session
 from suppliers.metrics import observe_supplier_call
 from suppliers.models import Supplier
 
@@ -26,12 +34,16 @@ REDACTED = "***"
 _local = threading.local()
 
 
-def _session() -> requests.Session:
-    # A Session per thread: connection reuse without sharing one pool across threads.
-    session = getattr(_local, "session", None)
-    if session is None:
-        session = _local.session = requests.Session()
-    return session
+def _session(url: str) -> requests.Session:
+    # A Session per thread (connection reuse without sharing one pool across threads), one
+    # for hosts on SUPPLIER_ALLOWED_HOSTS and one that filters internal addresses.
+    sessions = getattr(_local, "sessions", None)
+    if sessions is None:
+        sessions = _local.sessions = {}
+    allowed = host_allowed(requests.utils.urlparse(url).hostname or "")
+    if allowed not in sessions:
+        sessions[allowed] = supplier_session(url)
+    return sessions[allowed]
 
 
 class _SupplierUnavailable(Exception):
@@ -84,15 +96,31 @@ class HttpSupplierAdapter(SupplierAdapter):
                                                                   "Idempotency-Key": key}, "body": body}
         base = {"operation": operation, "idempotency_key": key, "request": audit_request}
 
+        refused = connection_problem(url)
+        if refused:
+            # Never sent: the key and the guest's data stay here. Staff fix base_url and replay.
+            logger.warning("supplier endpoint refused", extra={"supplier": self.supplier.slug, "reason": refused})
+            result = SupplierResult(outcome=SupplierOutcome.PERMANENT, error_code=ENDPOINT_REFUSED,
+                                    details={"reason": refused}, **base)
+            observe_supplier_call(supplier=self.supplier.slug, result=result)
+            return result
+
         def attempt() -> SupplierResult:
             started = time.monotonic()
             try:
-                response = _session().request(
+                response = _session(url).request(
                     method, url, json=body,
                     headers={"Authorization": f"Bearer {self.supplier.api_key}", "Idempotency-Key": key},
                     timeout=self._timeouts(),
                     allow_redirects=False,
                 )
+            except EndpointRefused as exc:
+                # The host resolved to an internal address: refused before connecting.
+                logger.warning("supplier endpoint refused", extra={"supplier": self.supplier.slug,
+                                                                   "reason": "internal address"})
+                return SupplierResult(outcome=SupplierOutcome.PERMANENT, error_code=ENDPOINT_REFUSED,
+                                      duration_ms=_ms(started), details={"reason": f"internal address {exc}"},
+                                      **base)
             except requests.Timeout as exc:
                 code = "connect_timeout" if isinstance(exc, requests.ConnectTimeout) else "read_timeout"
                 result = SupplierResult(outcome=SupplierOutcome.RETRYABLE, error_code=code,

@@ -38,6 +38,7 @@ def test_the_group_holds_the_least_privileges_of_the_daily_work(db):
         "backoffice.view_onrequestreservation", "backoffice.resolve_on_request",
         "backoffice.cancel_refund_reservation",
         "suppliers.view_supplier", "suppliers.view_product", "suppliers.view_supplierrequest",
+        "suppliers.view_catalogchange",
         "payments.view_payment", "payments.view_refund", "payments.view_stripeevent", "payments.change_stripeevent",
         "backoffice.view_refundneedingattention", "backoffice.resolve_refund",
         "outbox.view_outboxevent", "outbox.view_deadletter", "outbox.change_deadletter",

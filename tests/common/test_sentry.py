@@ -10,22 +10,8 @@ import sentry_sdk
 from django_q.signals import post_execute
 from rest_framework.test import APIClient
 
-from config.sentry import sentry_init
-from tests.support.sentry_sink import SentrySink
-
 GUEST_EMAIL = "ada.lovelace@example.com"
 GUEST_NAME = "Ada Lovelace"
-
-
-@pytest.fixture
-def sentry():
-    with SentrySink() as sink:
-        sentry_init(dsn=sink.dsn, environment="staging", release="reserve@1.2.3")
-        try:
-            yield sink
-        finally:
-            sentry_sdk.flush(timeout=5)
-            sentry_sdk.init()  # no DSN: the SDK is off again for the other tests
 
 
 @pytest.mark.urls("tests.urls_boom")

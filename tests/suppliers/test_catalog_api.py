@@ -11,35 +11,35 @@ from tests.factories import ProductFactory
 pytestmark = pytest.mark.django_db
 
 
-def test_staff_creates_a_supplier_and_the_api_key_is_never_returned(staff_api, caplog):
+def test_staff_creates_a_supplier_and_the_api_key_is_never_returned(catalog_api, caplog):
     caplog.set_level(logging.DEBUG)
-    response = staff_api.post("/api/v1/suppliers/", {
+    response = catalog_api.post("/api/v1/suppliers/", {
         "name": "Acme", "slug": "acme", "base_url": "https://acme.example/api", "api_key": "sk_live_TOPSECRET",
         "timeout_seconds": 5, "active": True}, format="json")
 
     assert response.status_code == 201, response.content
     assert "api_key" not in response.json()
     assert Supplier.objects.get(slug="acme").api_key == "sk_live_TOPSECRET"
-    listing = staff_api.get("/api/v1/suppliers/")
-    detail = staff_api.get(f"/api/v1/suppliers/{response.json()['id']}/")
+    listing = catalog_api.get("/api/v1/suppliers/")
+    detail = catalog_api.get(f"/api/v1/suppliers/{response.json()['id']}/")
     for r in (listing, detail):
         assert "TOPSECRET" not in r.content.decode()
     assert "TOPSECRET" not in caplog.text
 
 
-def test_staff_creates_and_patches_a_product_with_version_check(staff_api, supplier):
-    created = staff_api.post("/api/v1/products/", {
+def test_staff_creates_and_patches_a_product_with_version_check(catalog_api, supplier):
+    created = catalog_api.post("/api/v1/products/", {
         "supplier": str(supplier.id), "code": "KAYAK", "name": "Kayak", "unit_amount": 4500, "currency": "eur",
         "daily_capacity": 8, "active": True}, format="json")
     assert created.status_code == 201, created.content
     pid = created.json()["id"]
 
-    patched = staff_api.patch(f"/api/v1/products/{pid}/", {"unit_amount": 5000, "version": 1}, format="json")
+    patched = catalog_api.patch(f"/api/v1/products/{pid}/", {"unit_amount": 5000, "version": 1}, format="json")
     assert patched.status_code == 200
     assert patched.json()["unit_amount"] == 5000
     assert patched.json()["version"] == 2
 
-    stale = staff_api.patch(f"/api/v1/products/{pid}/", {"unit_amount": 1, "version": 1}, format="json")
+    stale = catalog_api.patch(f"/api/v1/products/{pid}/", {"unit_amount": 1, "version": 1}, format="json")
     assert stale.status_code == 409
     assert stale.json()["code"] == "version_conflict"
     assert Product.objects.get(pk=pid).unit_amount == 5000
@@ -49,18 +49,18 @@ def test_staff_creates_and_patches_a_product_with_version_check(staff_api, suppl
     ("field", "value"),
     [("currency", "EUR"), ("currency", "euro"), ("unit_amount", 0), ("unit_amount", -5), ("daily_capacity", -1)],
 )
-def test_product_validation(staff_api, supplier, field, value):
+def test_product_validation(catalog_api, supplier, field, value):
     body = {"supplier": str(supplier.id), "code": "X", "name": "X", "unit_amount": 100, "currency": "eur"}
     body[field] = value
-    response = staff_api.post("/api/v1/products/", body, format="json")
+    response = catalog_api.post("/api/v1/products/", body, format="json")
     assert response.status_code == 400
     assert field in response.json()["errors"]
 
 
-def test_duplicate_product_code_per_supplier_is_400(staff_api, product):
+def test_duplicate_product_code_per_supplier_is_400(catalog_api, product):
     body = {"supplier": str(product.supplier_id), "code": product.code, "name": "Dup", "unit_amount": 100,
             "currency": "eur"}
-    response = staff_api.post("/api/v1/products/", body, format="json")
+    response = catalog_api.post("/api/v1/products/", body, format="json")
     assert response.status_code == 400
 
 

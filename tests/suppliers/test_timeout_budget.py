@@ -18,13 +18,13 @@ def test_the_call_budget_is_the_lease_minus_a_margin(settings):
     assert call_budget_seconds() == 45
 
 
-def test_the_api_refuses_timeouts_that_outlive_the_lease(staff_api, settings):
+def test_the_api_refuses_timeouts_that_outlive_the_lease(catalog_api, settings):
     settings.OUTBOX_LEASE_SECONDS = 60
     body = {"name": "Slowco", "slug": "slowco", "base_url": "https://slow.example/api", "active": True}
 
-    refused = staff_api.post("/api/v1/suppliers/", {**body, "connect_timeout_seconds": 30, "timeout_seconds": 120},
+    refused = catalog_api.post("/api/v1/suppliers/", {**body, "connect_timeout_seconds": 30, "timeout_seconds": 120},
                              format="json")
-    accepted = staff_api.post("/api/v1/suppliers/", {**body, "connect_timeout_seconds": 5, "timeout_seconds": 40},
+    accepted = catalog_api.post("/api/v1/suppliers/", {**body, "connect_timeout_seconds": 5, "timeout_seconds": 40},
                               format="json")
 
     assert refused.status_code == 400
@@ -32,12 +32,12 @@ def test_the_api_refuses_timeouts_that_outlive_the_lease(staff_api, settings):
     assert accepted.status_code == 201, accepted.content
 
 
-def test_a_patch_of_one_timeout_is_checked_against_the_other(staff_api, supplier, settings):
+def test_a_patch_of_one_timeout_is_checked_against_the_other(catalog_api, supplier, settings):
     settings.OUTBOX_LEASE_SECONDS = 60
     Supplier.objects.filter(pk=supplier.pk).update(connect_timeout_seconds=10)
 
-    refused = staff_api.patch(f"/api/v1/suppliers/{supplier.pk}/", {"timeout_seconds": 40}, format="json")
-    accepted = staff_api.patch(f"/api/v1/suppliers/{supplier.pk}/", {"timeout_seconds": 35}, format="json")
+    refused = catalog_api.patch(f"/api/v1/suppliers/{supplier.pk}/", {"timeout_seconds": 40}, format="json")
+    accepted = catalog_api.patch(f"/api/v1/suppliers/{supplier.pk}/", {"timeout_seconds": 35}, format="json")
 
     assert refused.status_code == 400
     assert "timeout_seconds" in refused.json()["errors"]

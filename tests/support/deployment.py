@@ -87,6 +87,7 @@ class Deployment:
             "SECURE_SSL_REDIRECT": "false",
             "INSECURE_LOCAL_HTTP": "true",
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "SUPPLIER_ALLOWED_HOSTS": "127.0.0.1,localhost",  # the fake supplier, on loopback
             "DATABASE_URL": database_url,
             "REDIS_URL": self.redis_url,
             "Q_CLUSTER_NAME": self.cluster_name,
@@ -108,6 +109,7 @@ class Deployment:
             "LOG_LEVEL": "INFO",
             "API_THROTTLE_USER_RATE": "100000/min",
             "API_THROTTLE_ANON_RATE": "100000/min",
+            "API_THROTTLE_RESERVATION_CREATE_RATE": "100000/min",
             **extra,
         }
 

@@ -35,6 +35,7 @@ from suppliers.models import Product, Supplier
 STAFF_USERNAME = "staff"
 STAFF_PASSWORD = "staff-demo-pass"  # noqa: S105 - demo credentials, documented in the README
 DEMO_GUEST_EMAIL = "grace.hopper@example.test"
+ACTOR = "command:seed_backoffice_demo"
 OFFLINE_SUPPLIER_URL = "http://127.0.0.1:9"  # nothing listens on the discard port: refused at once
 
 
@@ -76,10 +77,10 @@ class Command(BaseCommand):
         # booking now" fails again against it; "Confirm manually" is the way out.
         supplier = Supplier.objects.filter(slug="harbour-boats").first() or catalog.supplier_create(
             slug="harbour-boats", name="Harbour Boats (offline demo supplier)", base_url=OFFLINE_SUPPLIER_URL,
-            api_key="demo-offline-key", connect_timeout_seconds=1, timeout_seconds=2)
+            api_key="demo-offline-key", connect_timeout_seconds=1, timeout_seconds=2, actor=ACTOR)
         return Product.objects.filter(supplier=supplier, code="BOAT-DAWN").first() or catalog.product_create(
             supplier=supplier, code="BOAT-DAWN", name="Dawn boat tour", unit_amount=8900, currency="eur",
-            daily_capacity=None)
+            daily_capacity=None, actor=ACTOR)
 
     def _on_request_reservation(self, *, product: Product, customer) -> Reservation | None:
         reservation = reservation_create(user=customer, product=product, quantity=2, guest_name="Grace Hopper",

@@ -12,6 +12,7 @@ from common.tokens import api_token_issue
 from suppliers import services as catalog
 from suppliers.models import Product, Supplier
 
+ACTOR = "command:seed_demo"
 DEMO_PRODUCTS = [
     # code, name, unit amount (minor units), daily capacity
     ("CITY-WALK", "Old town walking tour", 2500, None),
@@ -39,16 +40,16 @@ class Command(BaseCommand):
                          "api_key": "demo-supplier-key", "connect_timeout_seconds": 2, "timeout_seconds": 5}
         supplier = Supplier.objects.filter(slug="acme-tours").first()
         if supplier is None:
-            supplier = catalog.supplier_create(slug="acme-tours", **supplier_data)
+            supplier = catalog.supplier_create(slug="acme-tours", **supplier_data, actor=ACTOR)
         else:
-            catalog.supplier_update(supplier=supplier, data=supplier_data)
+            catalog.supplier_update(supplier=supplier, data=supplier_data, actor=ACTOR)
         for code, name, amount, capacity in DEMO_PRODUCTS:
             data = {"name": name, "unit_amount": amount, "currency": "eur", "daily_capacity": capacity}
             product = Product.objects.filter(supplier=supplier, code=code).first()
             if product is None:
-                catalog.product_create(supplier=supplier, code=code, **data)
+                catalog.product_create(supplier=supplier, code=code, **data, actor=ACTOR)
             else:
-                catalog.product_update(product=product, data=data)
+                catalog.product_update(product=product, data=data, actor=ACTOR)
         user_model = get_user_model()
         user, created = user_model.objects.get_or_create(
             username=options["username"], defaults={"email": f"{options['username']}@example.test"}
