@@ -103,9 +103,6 @@ class Deployment:
             "WORKER_METRICS_PORT": str(self.worker_metrics_port),
             "WORKER_METRICS_HOST": "127.0.0.1",
             "METRICS_TOKEN": METRICS_TOKEN,
-            # The test settings let the in-process client (loopback) read /metrics; the deployed
-            # processes must not inherit that from this environment: only the token opens it.
-            "METRICS_ALLOWED_NETWORKS": "",
             "LOG_LEVEL": "INFO",
             "API_THROTTLE_USER_RATE": "100000/min",
             "API_THROTTLE_ANON_RATE": "100000/min",
