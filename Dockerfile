@@ -3,18 +3,21 @@
 # Build: docker build -t reserve-and-charge .     Run: compose.yaml.
 # (CI has no Docker daemon: tests/deploy runs the entrypoint's roles directly and parses this file.)
 
-# --- build: compile the wheels that need a toolchain (mysqlclient) ----------------------------
+# --- build: compile the wheels that need a toolchain (mysqlclient), and the message catalogs ---
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc pkg-config libmariadb-dev \
+ && apt-get install -y --no-install-recommends gcc pkg-config libmariadb-dev gettext \
  && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 COPY requirements.txt /tmp/requirements.txt
 RUN pip install -r /tmp/requirements.txt
+# The guest e-mails' translations: the .po files are the source, msgfmt builds the .mo here.
+COPY locale /build/locale
+RUN find /build/locale -name django.po -execdir msgfmt --check -o django.mo django.po \;
 
 # --- runtime: the venv, the code, collected static files; no compiler, non-root ---------------
 FROM python:3.11-slim AS runtime
@@ -33,6 +36,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY --chown=app:app . /app
+COPY --from=build --chown=app:app /build/locale /app/locale
 # Static files are part of the image (whitenoise serves them, compressed and cache-busted).
 # collectstatic needs a SECRET_KEY to load settings: a throwaway one, for this command only.
 RUN SECRET_KEY=collectstatic-only-not-a-secret python manage.py collectstatic --noinput -v0 \

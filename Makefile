@@ -6,10 +6,18 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 # Debian packages: building mysqlclient; the services and browser the tests drive.
 # Tests use DATABASE_URL and TEST_REDIS_URL from the environment when set (see README).
-BUILD_PACKAGES := libmariadb-dev pkg-config gcc
+# gettext: msgfmt compiles the message catalogs (locale/*/LC_MESSAGES/django.po → .mo).
+BUILD_PACKAGES := libmariadb-dev pkg-config gcc gettext
 TEST_PACKAGES := mariadb-server mariadb-client redis-server chromium
 
-.PHONY: run test lint venv system-packages demo-reset clean
+# The guest e-mails' translations: the .po files are the source (committed), the .mo are built.
+PO_FILES := $(wildcard locale/*/LC_MESSAGES/django.po)
+MO_FILES := $(PO_FILES:.po=.mo)
+# makemessages looks at the guest e-mails only (templates/emails, reservations).
+MESSAGES_IGNORE := $(foreach d,backoffice bench common config deploy docs locale outbox payments scripts suppliers \
+                     tests staticfiles templates/drf_spectacular,--ignore='$(d)/*')
+
+.PHONY: run test lint venv messages messages-extract system-packages demo-reset clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	bash scripts/system_packages.sh $(BUILD_PACKAGES)
@@ -18,7 +26,17 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 
-venv: $(BIN)/.installed
+venv: $(BIN)/.installed messages
+
+%.mo: %.po
+	bash scripts/system_packages.sh gettext
+	msgfmt --check -o $@ $<
+
+messages: $(MO_FILES)
+
+# After changing a translatable string: update the .po files, translate, commit them.
+messages-extract: venv
+	$(BIN)/python manage.py makemessages -l es --add-location=file --no-obsolete $(MESSAGES_IGNORE)
 
 run: venv
 	$(BIN)/python scripts/run_local.py

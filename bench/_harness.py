@@ -185,12 +185,12 @@ def wrk_load(port: int, method: str, path: str, *, body: dict | None, headers: d
 SETUP_PREAMBLE = """
 from django.contrib.auth.models import User
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
+from common.tokens import api_token_issue
 from suppliers.models import Supplier, Product
 from reservations.models import Reservation
 import datetime as dt, json, uuid
 u, _ = User.objects.get_or_create(username="bench")
-t, _ = Token.objects.get_or_create(user=u)
+token = api_token_issue(user=u).token
 s, _ = Supplier.objects.get_or_create(slug="bench", defaults=dict(name="Bench", base_url="http://127.0.0.1:9/"))
 def product(code, capacity=None):
     return Product.objects.get_or_create(supplier=s, code=code, defaults=dict(

@@ -32,7 +32,7 @@ from bench._harness import (
 DB = "reserve_bench_pay"
 SETUP = SETUP_PREAMBLE + """
 rows = unpaid_reservations(product("PAY"), %d)
-print(json.dumps({"token": t.key, "ids": [str(r.id) for r in rows]}))
+print(json.dumps({"token": token, "ids": [str(r.id) for r in rows]}))
 """
 
 

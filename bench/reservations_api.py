@@ -33,7 +33,7 @@ from reservations.services import reservation_create
 p, c = product("UNLIMITED"), product("CAPPED", capacity=1000000)
 r = reservation_create(user=u, product=p, date=dt.date.today() + dt.timedelta(days=5), quantity=1, guest_name="B",
                        guest_email="b@x.io")
-print(json.dumps({"token": t.key, "product": str(p.id), "capped": str(c.id), "reservation": str(r.id)}))
+print(json.dumps({"token": token, "product": str(p.id), "capped": str(c.id), "reservation": str(r.id)}))
 """
 
 

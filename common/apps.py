@@ -7,7 +7,10 @@ class CommonConfig(AppConfig):
     verbose_name = "Platform"
 
     def ready(self) -> None:
-        from common import checks  # noqa: F401 - registers the production guards
+        from common import (
+            checks,  # noqa: F401 - registers the production guards
+            openapi,  # noqa: F401 - registers the schema's description of API tokens
+        )
         from common.breakers import breaker_gauges
         from common.logging import install_context_on_log_records
         from common.metrics import register_gauge_source

@@ -21,6 +21,7 @@ class ErrorCode(enum.StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     REQUEST_TOO_LARGE = "request_too_large"
     THROTTLED = "throttled"
+    LOGIN_LOCKED_OUT = "login_locked_out"
     # Platform
     INTERNAL_ERROR = "internal_error"
     SERVICE_UNAVAILABLE = "service_unavailable"

@@ -80,3 +80,17 @@ class ServiceUnavailable(ApplicationError):
     def __init__(self, detail: str | None = None, *, retry_after: int = 5, **kwargs: Any) -> None:
         super().__init__(detail, **kwargs)
         self.headers.setdefault("Retry-After", str(retry_after))
+
+
+class LoginLockedOut(ApplicationError):
+    """Too many failed logins for this account (or from this address): refused, the right
+    password included, until the cool-off ends (common/auth_backends.py)."""
+
+    status_code = 429
+    code = ErrorCode.LOGIN_LOCKED_OUT
+    title = "Login locked out"
+    default_detail = "Too many failed login attempts; try again later."
+
+    def __init__(self, detail: str | None = None, *, retry_after: int, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.headers.setdefault("Retry-After", str(retry_after))

@@ -3,13 +3,15 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from common import health
-from common.auth import TokenObtainApi
+from common.auth import LogoutAllApi, LogoutApi, TokenObtainApi
 
 handler404 = "common.errors.handler404"
 handler500 = "common.errors.handler500"
 
 api_v1 = [
     path("auth/token/", TokenObtainApi.as_view(), name="auth-token"),
+    path("auth/logout/", LogoutApi.as_view(), name="auth-logout"),
+    path("auth/logout-all/", LogoutAllApi.as_view(), name="auth-logout-all"),
     path("", include("suppliers.api.urls")),
     path("", include("reservations.api.urls")),
     path("", include("payments.api.urls")),

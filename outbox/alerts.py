@@ -9,6 +9,7 @@ it never raises another alert and never touches a reservation."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import requests
 import sentry_sdk
@@ -43,16 +44,33 @@ class AlertEmailHandler(_Notification):
         return None
 
 
+@dataclass(frozen=True)
+class EmailContent:
+    to: str
+    subject: str
+    text: str
+    html: str | None = None
+
+
 class EmailMessageHandler(_Notification):
-    """Sends the e-mail its payload holds: `to`, `subject`, `body` (plain text) and, optionally,
-    `html`. The producing app renders the message when it enqueues it."""
+    """Sends one e-mail. By default the payload holds it: `to`, `subject`, `body` (plain text)
+    and, optionally, `html`; an app that renders its messages at send time overrides `content`
+    (an exception there is a failed attempt: retried, then dead-lettered)."""
+
+    def content(self, event: OutboxEvent) -> EmailContent | None:
+        """The message to send, or None when there is nothing to send any more."""
+        payload = event.payload
+        return EmailContent(to=payload["to"], subject=payload["subject"], text=payload["body"],
+                            html=payload.get("html") or None)
 
     def perform(self, event: OutboxEvent) -> str | None:
-        payload = event.payload
+        content = self.content(event)
+        if content is None:
+            return None
         try:
-            send_mail(payload["subject"], payload["body"], settings.DEFAULT_FROM_EMAIL, [payload["to"]],
-                      html_message=payload.get("html") or None)
-        except OSError as exc:
+            send_mail(content.subject, content.text, settings.DEFAULT_FROM_EMAIL, [content.to],
+                      html_message=content.html)
+        except OSError as exc:  # refused, timed out, or an SMTP error (smtplib's are OSErrors)
             return f"email: {type(exc).__name__}: {exc}"[:500]
         return None
 

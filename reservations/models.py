@@ -42,6 +42,9 @@ class Reservation(models.Model):
     currency = models.CharField(max_length=3)
     guest_name = models.CharField(max_length=200)
     guest_email = models.EmailField(max_length=254)
+    # The guest's language (settings.LANGUAGES), from Accept-Language when the reservation was
+    # made: the guest e-mails are written in it (C8).
+    locale = models.CharField(max_length=8, default="en")
     status = models.CharField(
         max_length=24, choices=ReservationStatus.choices, default=ReservationStatus.PENDING_PAYMENT, db_index=True
     )

@@ -223,10 +223,11 @@ def _unpaid_holds_allowed(*, user: AbstractBaseUser) -> None:
 @retry_on_deadlock
 def reservation_create(
     *, user: AbstractBaseUser, product: Product, date: dt.date, quantity: int, guest_name: str, guest_email: str,
-    on_committing: Callable[[Reservation], None] | None = None,
+    locale: str = "en", on_committing: Callable[[Reservation], None] | None = None,
 ) -> Reservation:
-    """Hold capacity and create the reservation. `on_committing(reservation)` runs inside the
-    transaction, last (the API stores its idempotent answer there, B11)."""
+    """Hold capacity and create the reservation. `locale` is the guest's language (their
+    e-mails, C8). `on_committing(reservation)` runs inside the transaction, last (the API
+    stores its idempotent answer there, B11)."""
     if not product.active or not product.supplier.active:
         raise InvalidState("This product is not available.", code=ErrorCode.PRODUCT_UNAVAILABLE)
     _within_booking_horizon(product=product, date=date)
@@ -236,7 +237,7 @@ def reservation_create(
         reservation = Reservation.objects.create(
             user=user, product=product, date=date, quantity=quantity,
             amount=reservation_amount(product=product, quantity=quantity), currency=product.currency,
-            guest_name=guest_name, guest_email=guest_email, holds_capacity=holds,
+            guest_name=guest_name, guest_email=guest_email, locale=locale, holds_capacity=holds,
             expires_at=timezone.now() + dt.timedelta(minutes=settings.RESERVATION_HOLD_MINUTES),
         )
         reservation_record_event(

@@ -123,6 +123,7 @@ def main() -> None:
         print(f"  API       http://{WEB[0]}:{WEB[1]}/api/v1/   (docs: /api/docs/, /api/redoc/)")
         print(f"  admin     http://{WEB[0]}:{WEB[1]}/admin/   (staff / staff-demo-pass)")
         print(f"  health    http://{WEB[0]}:{WEB[1]}/health/ready   metrics: /metrics (from this machine)")
+        print(f"  e-mails   printed by the worker (console backend): {LOGS / 'qcluster.log'}")
         print("Ctrl-C stops everything.", flush=True)
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)

@@ -1,16 +1,16 @@
 from __future__ import annotations
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from common.tokens import api_token_issue
 from tests.factories import ProductFactory, StaffUserFactory, SupplierFactory, UserFactory
 
 
 def client_for(user) -> APIClient:
+    """An API client carrying a fresh token of `user` (hashed and expiring, as in production)."""
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_issue(user=user).token}")
     return client
 
 

@@ -5,7 +5,6 @@ import datetime as dt
 import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from reservations.models import Reservation
 from suppliers.models import Product, Supplier
@@ -24,13 +23,6 @@ class UserFactory(factory.django.DjangoModelFactory):
 class StaffUserFactory(UserFactory):
     username = factory.Sequence(lambda n: f"staff{n}")
     is_staff = True
-
-
-class TokenFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = Token
-
-    user = factory.SubFactory(UserFactory)
 
 
 class SupplierFactory(factory.django.DjangoModelFactory):

@@ -25,7 +25,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # API tokens, stored hashed and expiring (common/tokens.py)
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and ReDoc served by us, no CDN
     "django_q",
@@ -132,7 +132,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en-us"
+LANGUAGE_CODE = "en"
+# The languages guests are written to in (C8): a reservation keeps the one its Accept-Language
+# asked for, anything else is English. Catalogs: locale/ (make messages compiles them).
+LANGUAGES = [("en", "English"), ("es", "Español")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -148,21 +152,26 @@ STORAGES = {
 # peer address is the client (a client cannot choose its own identity for throttling).
 NUM_PROXIES = env.int("NUM_PROXIES", default=0)
 
-# Admin login (staff can refund money): after AXES_FAILURE_LIMIT failures for one username from
-# one address, that pair is locked out for AXES_COOLOFF_MINUTES. The lockout key is
-# AXES_LOCKOUT_PARAMETERS: per-account lockout is adding "username" alone; covering the API
-# token login too is AXES_ONLY_ADMIN_SITE = False (its lockout is then a 429 problem).
-AXES_ONLY_ADMIN_SITE = env.bool("AXES_ONLY_ADMIN_SITE", default=True)
+# Password logins (the admin's, and the API's token login: staff can refund money, and a
+# customer's token can cancel their bookings) are locked out by django-axes
+# (common/auth_backends.py): after AXES_FAILURE_LIMIT failures for one username from one
+# address, that pair; after LOGIN_ACCOUNT_FAILURE_LIMIT failures for one username from any
+# addresses, the account; both for AXES_COOLOFF_MINUTES. The API answers a lockout with 429
+# `login_locked_out`; AXES_ONLY_ADMIN_SITE = true would leave the API login to its throttle alone.
+AXES_ONLY_ADMIN_SITE = env.bool("AXES_ONLY_ADMIN_SITE", default=False)
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+LOGIN_ACCOUNT_FAILURE_LIMIT = env.int("LOGIN_ACCOUNT_FAILURE_LIMIT", default=20)
 AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_HANDLER = "common.auth_backends.AccountLockoutHandler"
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "common.net.client_ip"
 AXES_VERBOSE = False
 
 # --- API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication"],
+    # `Authorization: Token <token>` (api.md), the token stored hashed and expiring (common/tokens.py).
+    "DEFAULT_AUTHENTICATION_CLASSES": ["common.authentication.ApiTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["common.parsers.SafeJSONParser"],
@@ -193,6 +202,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# API tokens: how long one lives; then the client logs in again (POST /api/v1/auth/token/).
+API_TOKEN_TTL = dt.timedelta(hours=env.int("API_TOKEN_TTL_HOURS", default=24))
+REST_KNOX = {"TOKEN_TTL": API_TOKEN_TTL, "AUTH_HEADER_PREFIX": "Token", "AUTO_REFRESH": False}
 
 # --- Domain --------------------------------------------------------------------------------
 RESERVATION_HOLD_MINUTES = env.int("RESERVATION_HOLD_MINUTES", default=15)

@@ -51,7 +51,7 @@ class ReservationOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Reservation
         fields = ["id", "code", "status", "supplier_status", "product", "date", "quantity", "amount", "currency",
-                  "guest_name", "guest_email", "supplier_reference", "expires_at", "version", "created_at",
+                  "guest_name", "guest_email", "locale", "supplier_reference", "expires_at", "version", "created_at",
                   "updated_at"]
 
     def get_fields(self) -> dict[str, Any]:

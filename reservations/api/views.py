@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils import translation
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
@@ -48,6 +49,8 @@ class ReservationListCreateApi(ListAPIView):
         data.is_valid(raise_exception=True)
         reservation = services.reservation_create(
             user=request.user, **data.validated_data,
+            # The guest's language for their e-mails: en or es (settings.LANGUAGES), else en.
+            locale=translation.get_language_from_request(request),
             # B11: a keyed request's answer is stored in the transaction that creates the reservation.
             on_committing=lambda created: idempotency_store_with_effect(
                 Response(ReservationOutputSerializer(created).data, status=status.HTTP_201_CREATED)))

@@ -1,11 +1,10 @@
 """Admin login (staff can refund money): repeated failures lock the username out from that
-address (django-axes); the API token login keeps its own per-address throttle."""
+address (django-axes). The API token login goes through the same lockout: test_login_lockout.py."""
 
 from __future__ import annotations
 
 import pytest
 from django.test import Client
-from rest_framework.test import APIClient
 
 from tests.factories import StaffUserFactory
 
@@ -56,13 +55,3 @@ def test_a_success_before_the_limit_resets_the_count(staff):
         admin_login(client, staff.username, "wrong")
 
     assert admin_login(client, staff.username, PASSWORD) == 302
-
-
-def test_the_api_token_login_is_not_locked_by_axes(staff):
-    client = APIClient(REMOTE_ADDR="198.51.100.24")
-    for _ in range(6):
-        client.post("/api/v1/auth/token/", {"username": staff.username, "password": "wrong"}, format="json")
-
-    response = client.post("/api/v1/auth/token/", {"username": staff.username, "password": PASSWORD}, format="json")
-
-    assert response.status_code == 200

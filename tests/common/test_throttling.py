@@ -5,6 +5,7 @@ through (degraded) instead of failing them."""
 from __future__ import annotations
 
 import time
+import uuid
 
 import pytest
 from rest_framework.test import APIClient
@@ -13,8 +14,9 @@ pytestmark = pytest.mark.django_db
 
 
 def login_attempt(client: APIClient, **headers: str) -> int:
-    return client.post("/api/v1/auth/token/", {"username": "nobody", "password": "x"}, format="json",
-                       **headers).status_code
+    """A failed login, each for another username: the per-account lockout stays out of the way."""
+    return client.post("/api/v1/auth/token/", {"username": f"nobody-{uuid.uuid4().hex[:8]}", "password": "x"},
+                       format="json", **headers).status_code
 
 
 def test_without_trusted_proxies_x_forwarded_for_is_ignored(strict_throttling, settings):

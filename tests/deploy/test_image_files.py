@@ -12,7 +12,7 @@ import yaml
 from tests.support.servers import ROOT
 
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|API_KEY|DSN|CREDENTIAL", re.IGNORECASE)
-BUILD_ONLY = ("gcc", "libmariadb-dev", "pkg-config")
+BUILD_ONLY = ("gcc", "libmariadb-dev", "pkg-config", "gettext", "msgfmt")
 
 
 def dockerfile_stages() -> list[list[tuple[str, str]]]:
@@ -71,6 +71,18 @@ def test_static_files_are_collected_at_build_and_the_healthcheck_probes_liveness
     assert any("collectstatic" in run for run in instructions(final, "RUN"))
     [healthcheck] = instructions(final, "HEALTHCHECK")
     assert "/health/live" in healthcheck
+
+
+def test_the_message_catalogs_are_compiled_in_the_build_and_copied_over_the_code():
+    """The guest e-mails' translations: .po in the repository, .mo built with the image (a .mo
+    left in a working copy is not sent to the build)."""
+    build, *_, final = dockerfile_stages()
+    assert any("msgfmt --check" in run and "django.po" in run for run in instructions(build, "RUN"))
+    copies = [args for instruction, args in final if instruction == "COPY"]
+    code = next(i for i, args in enumerate(copies) if args.endswith(". /app"))
+    catalogs = next(i for i, args in enumerate(copies) if "--from=build" in args and args.endswith("/app/locale"))
+    assert catalogs > code
+    assert "**/*.mo" in (ROOT / ".dockerignore").read_text().split()
 
 
 def test_no_secret_in_env_or_arg():

@@ -4,20 +4,24 @@ in-process. Each test shows the attack refused and nothing changed."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import requests
-from rest_framework.authtoken.models import Token
+
+from common.tokens import api_token_issue
 
 
 @dataclass
 class Http:
     base_url: str
+    tokens: dict[Any, str] = field(default_factory=dict)  # one per user (only its digest is stored)
 
     def token(self, user) -> str:
-        return Token.objects.get_or_create(user=user)[0].key
+        if user.pk not in self.tokens:
+            self.tokens[user.pk] = api_token_issue(user=user).token
+        return self.tokens[user.pk]
 
     def __call__(self, method: str, path: str, *, user=None, headers: dict[str, str] | None = None,
                  **kwargs: Any) -> requests.Response:

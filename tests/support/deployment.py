@@ -217,7 +217,7 @@ class Deployment:
 
 SEED = """
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
+from common.tokens import api_token_issue
 from suppliers.models import Product, Supplier
 User = get_user_model()
 customer = User.objects.create_user("deploy-customer", password="deploy-customer-pass-1")
@@ -229,7 +229,7 @@ for code in ("DEPLOY-OK", "FLAKY-DEPLOY", "REJECT-DEPLOY", "SLOW-DEPLOY", "BAD-D
     ids[code] = str(Product.objects.create(supplier=supplier, code=code, name=code, unit_amount=5000,
                                            currency="eur").id)
 import json
-print(json.dumps({{"token": Token.objects.create(user=customer).key, "products": ids}}))
+print(json.dumps({{"token": api_token_issue(user=customer).token, "products": ids}}))
 """
 
 

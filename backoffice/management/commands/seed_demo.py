@@ -1,14 +1,14 @@
 """Demo data for `make run`: a supplier served by the fake supplier, products with and without
-daily capacity, and a demo customer whose API token is printed. Safe to run repeatedly."""
+daily capacity, and a demo customer with a new API token, printed. Safe to run repeatedly."""
 
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 
 from common.checks import refuse_demo_data
+from common.tokens import api_token_issue
 from suppliers import services as catalog
 from suppliers.models import Product, Supplier
 
@@ -57,9 +57,10 @@ class Command(BaseCommand):
         if created:
             user.set_password(options["password"])
             user.save(update_fields=["password"])
-        token, _ = Token.objects.get_or_create(user=user)
+        # Tokens are stored hashed: a new one each run (the earlier ones expire on their own).
+        issued = api_token_issue(user=user)
         self.stdout.write(f"demo customer: {user.username} / {options['password']}")
-        self.stdout.write(f"demo token: {token.key}")
+        self.stdout.write(f"demo token: {issued.token} (expires {issued.expiry:%Y-%m-%d %H:%M} UTC)")
         for product in Product.objects.filter(supplier=supplier).order_by("code"):
             self.stdout.write(f"product {product.code}: {product.id} ({product.unit_amount} {product.currency}, "
                               f"capacity {product.daily_capacity or 'unlimited'})")
