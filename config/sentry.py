@@ -49,7 +49,8 @@ def sentry_init(*, dsn: str, environment: str = "", release: str = "", traces_sa
         environment=environment or None,
         release=release or None,
         integrations=[DjangoIntegration()],
-        send_default_pii=False,  # (deprecated name in sentry-sdk 2.7x; still honoured)
+        # No user, cookie or body data by default: send_default_pii and data_collection are left
+        # unset, which sentry-sdk 2.7x reads as "no PII" (tests/common/test_sentry.py holds it).
         # Frame locals could hold a supplier's Authorization header or a guest's details;
         # tracebacks without them are enough to debug (E7: no secrets or PII leave us).
         include_local_variables=False,
