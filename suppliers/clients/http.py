@@ -14,8 +14,17 @@ import pybreaker
 import requests
 from django.conf import settings
 
-from suppliers.clients.base import BREAKER_OPEN, BookingRequest, SupplierAdapter, SupplierOutcome, SupplierResult
-from suppliers.metrics import observe_supplier_call
+from suppliers.clients.base import (
+    BREAKER_OPEN,
+    BookingRequest,
+    LookupOutcome,
+    SupplierAdapter,
+    SupplierBooking,
+    SupplierLookup,
+    SupplierOutcome,
+    SupplierResult,
+)
+from suppliers.metrics import observe_supplier_call, observe_supplier_lookup
 from suppliers.models import Supplier
 
 logger = logging.getLogger("reserve.suppliers")
@@ -38,6 +47,14 @@ class _SupplierUnavailable(Exception):
     def __init__(self, result: SupplierResult) -> None:
         super().__init__(result.error_code)
         self.result = result
+
+
+class _LookupUnavailable(Exception):
+    """Raised inside the breaker when a lookup could not be answered, so that it counts."""
+
+    def __init__(self, lookup: SupplierLookup) -> None:
+        super().__init__(lookup.error_code)
+        self.lookup = lookup
 
 
 def _json_or_text(response: requests.Response) -> Any:
@@ -70,6 +87,12 @@ class HttpSupplierAdapter(SupplierAdapter):
     def cancel(self, *, booking_id: str, idempotency_key: str) -> SupplierResult:
         return self._call("cancel", "DELETE", f"/bookings/{requests.utils.quote(booking_id, safe='')}",
                           key=idempotency_key, body=None, classify=self._classify_cancel)
+
+    def booking_get(self, *, booking_id: str) -> SupplierLookup:
+        return self._lookup("booking_get", f"/bookings/{requests.utils.quote(booking_id, safe='')}", params=None)
+
+    def bookings_for_reference(self, *, reference: str) -> SupplierLookup:
+        return self._lookup("bookings_for_reference", "/bookings", params={"reference": reference})
 
     # --- mechanics ---------------------------------------------------------------------------
 
@@ -133,6 +156,38 @@ class HttpSupplierAdapter(SupplierAdapter):
         observe_supplier_call(supplier=self.supplier.slug, result=result)
         return result
 
+    def _lookup(self, operation: str, path: str, *, params: dict[str, str] | None) -> SupplierLookup:
+        """A GET of the supplier's ledger: same timeouts and breaker as the booking calls (a
+        supplier that is down for reconciliation is down for bookings too)."""
+        url = self.base_url + path
+
+        def attempt() -> SupplierLookup:
+            started = time.monotonic()
+            try:
+                response = _session().get(url, params=params, timeout=self._timeouts(), allow_redirects=False,
+                                          headers={"Authorization": f"Bearer {self.supplier.api_key}"})
+            except requests.RequestException as exc:
+                code = ("connect_timeout" if isinstance(exc, requests.ConnectTimeout) else
+                        "read_timeout" if isinstance(exc, requests.Timeout) else "connection_error")
+                raise _LookupUnavailable(SupplierLookup(outcome=LookupOutcome.UNAVAILABLE, operation=operation,
+                                                        error_code=code, duration_ms=_ms(started))) from exc
+            lookup = _classify_lookup(operation, response.status_code, _json_or_text(response), _ms(started))
+            if lookup.outcome is LookupOutcome.UNAVAILABLE:
+                raise _LookupUnavailable(lookup)
+            return lookup
+
+        breaker = self._breaker()
+        try:
+            lookup = breaker.call(attempt)
+        except _LookupUnavailable as exc:
+            lookup = exc.lookup
+        except pybreaker.CircuitBreakerError as exc:
+            cause = exc.__context__
+            lookup = cause.lookup if isinstance(cause, _LookupUnavailable) else SupplierLookup(
+                outcome=LookupOutcome.UNAVAILABLE, operation=operation, error_code=BREAKER_OPEN, call_made=False)
+        observe_supplier_lookup(supplier=self.supplier.slug, lookup=lookup)
+        return lookup
+
     @staticmethod
     def _classify_book(status: int, payload: Any) -> tuple[SupplierOutcome, str]:
         body = payload if isinstance(payload, dict) else {}
@@ -157,6 +212,32 @@ class HttpSupplierAdapter(SupplierAdapter):
             return SupplierOutcome.RETRYABLE, f"http_{status}"
         body = payload if isinstance(payload, dict) else {}
         return SupplierOutcome.PERMANENT, str(body.get("error") or f"http_{status}")[:64]
+
+
+def _booking_from(data: Any) -> SupplierBooking | None:
+    if not isinstance(data, dict) or not data.get("booking_id") or not data.get("status"):
+        return None
+    return SupplierBooking(booking_id=str(data["booking_id"]), reference=str(data.get("reference") or ""),
+                           status=str(data["status"]), confirmation_code=str(data.get("confirmation_code") or ""))
+
+
+def _classify_lookup(operation: str, status: int, payload: Any, duration_ms: int) -> SupplierLookup:
+    def answer(outcome: LookupOutcome, bookings: tuple[SupplierBooking, ...] = (), code: str = "") -> SupplierLookup:
+        return SupplierLookup(outcome=outcome, operation=operation, bookings=bookings, http_status=status,
+                              error_code=code, duration_ms=duration_ms)
+
+    if status == 429 or status >= 500:
+        return answer(LookupOutcome.UNAVAILABLE, code=f"http_{status}")
+    if status == 404 and operation == "booking_get":
+        return answer(LookupOutcome.NOT_FOUND)
+    if status != 200:
+        return answer(LookupOutcome.FAILED, code=f"http_{status}")
+    items = payload.get("bookings") if operation == "bookings_for_reference" and isinstance(payload, dict) \
+        else [payload]
+    bookings = tuple(_booking_from(item) for item in items) if isinstance(items, list) else (None,)
+    if any(b is None for b in bookings):
+        return answer(LookupOutcome.FAILED, code="unexpected_response")
+    return answer(LookupOutcome.FOUND if bookings else LookupOutcome.NOT_FOUND, bookings=bookings)  # type: ignore[arg-type]
 
 
 def _ms(started: float) -> int:
