@@ -41,6 +41,7 @@ PERIODIC_TASKS: tuple[PeriodicTask, ...] = (
     PeriodicTask("reservation expiry", "reservations.expiry.reservations_expire_due", 1),
     PeriodicTask("payments reconcile", "payments.services.payments_reconcile", 5),
     PeriodicTask("idempotency keys purge", "common.idempotency.idempotency_keys_purge", 60),
+    PeriodicTask("ledgers reconcile", "ledgers.services.ledgers_reconcile_scheduled", 24 * 60),
 )
 
 

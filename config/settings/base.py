@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "reservations",
     "payments",
     "outbox",
+    "ledgers",
 ]
 
 MIDDLEWARE = [
@@ -217,6 +218,12 @@ OUTBOX_LEASE_SECONDS = env.int("OUTBOX_LEASE_SECONDS", default=60)
 OUTBOX_DRAIN_SECONDS = env.int("OUTBOX_DRAIN_SECONDS", default=100)
 SUPPLIER_BREAKER_FAIL_MAX = env.int("SUPPLIER_BREAKER_FAIL_MAX", default=5)
 SUPPLIER_BREAKER_RESET_SECONDS = env.int("SUPPLIER_BREAKER_RESET_SECONDS", default=30)
+
+# --- Reconciliation (H1) -------------------------------------------------------------------
+# The daily run compares the last LEDGERS_RECONCILE_WINDOW_HOURS (overlapping the previous run);
+# anything touched in the last LEDGERS_RECONCILE_SETTLE_SECONDS is work in progress, not judged.
+LEDGERS_RECONCILE_WINDOW_HOURS = env.int("LEDGERS_RECONCILE_WINDOW_HOURS", default=48)
+LEDGERS_RECONCILE_SETTLE_SECONDS = env.int("LEDGERS_RECONCILE_SETTLE_SECONDS", default=900)
 
 # --- Alerts and mail -----------------------------------------------------------------------
 ALERT_EMAILS = env.list("ALERT_EMAILS", default=[])

@@ -26,6 +26,7 @@ DAILY_PAGES = [
     "admin:suppliers_supplierrequest_changelist",
     "admin:suppliers_supplier_changelist",
     "admin:suppliers_product_changelist",
+    "admin:ledgers_discrepancy_changelist",
 ]
 
 
@@ -41,6 +42,7 @@ def test_the_group_holds_the_least_privileges_of_the_daily_work(db):
         "payments.view_payment", "payments.view_refund", "payments.view_stripeevent", "payments.change_stripeevent",
         "payments.view_refundneedingattention", "payments.resolve_refund",
         "outbox.view_outboxevent", "outbox.view_deadletter", "outbox.change_deadletter",
+        "ledgers.view_discrepancy", "ledgers.resolve_discrepancy", "ledgers.view_ledgerreconcilerun",
     }
 
 
