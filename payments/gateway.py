@@ -109,11 +109,14 @@ class StripeUnavailable(GatewayError):
     """Timeout, connection error, 5xx, rate limit, 409 (the key is still executing) or an open
     breaker. `reached` is False only when no attempt can have been executed by Stripe."""
 
-    def __init__(self, reason: str, *, retry_after: int, reached: bool) -> None:
+    def __init__(self, reason: str, *, retry_after: int, reached: bool, http_status: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
         self.reached = reached
+        # Set when Stripe answered (5xx, 429): Stripe saves a 5xx for the request's idempotency
+        # key and replays it to every retry with that key.
+        self.http_status = http_status
 
 
 # Stripe refuses a request without executing it: no charge, no saved idempotent result.
@@ -331,7 +334,8 @@ def _translated(operation: str, exc: BaseException) -> BaseException:
                                                     "reached": reached})
         retry_after = 5 if isinstance(exc, stripe.RateLimitError) else max(1, math.ceil(
             settings.STRIPE_TIMEOUT_SECONDS))
-        return StripeUnavailable(type(exc).__name__, retry_after=retry_after, reached=reached)
+        return StripeUnavailable(type(exc).__name__, retry_after=retry_after, reached=reached,
+                                 http_status=exc.http_status)
     _observe(operation, "rejected")
     logger.warning("stripe rejected %s", operation, extra={"error": type(exc).__name__, "code": exc.code})
     param = (getattr(exc.error, "param", None) or "") if exc.error else ""
@@ -551,3 +555,11 @@ def refunds_list(*, created_gte: int, created_lt: int | None = None) -> list[Led
     found = _list_all("refund.list", lambda params: client.v1.refunds.list(params=params))
     refunds = [_ledger_refund(obj) for obj in found]
     return [refund for refund in refunds if _in_window(refund.created, created_gte, created_lt)]
+
+
+def refunds_of_payment_intent(*, payment_intent_id: str) -> list[RefundResult]:
+    """Every refund Stripe holds for one PaymentIntent (a list is consistent, unlike search)."""
+    client = stripe_client()
+    found = _list_all("refund.list", lambda params: client.v1.refunds.list(
+        params={**params, "payment_intent": payment_intent_id}))
+    return [refund_result_from(obj) for obj in found]
