@@ -208,6 +208,8 @@ STRIPE_BREAKER_FAIL_MAX = env.int("STRIPE_BREAKER_FAIL_MAX", default=5)
 STRIPE_BREAKER_RESET_SECONDS = env.int("STRIPE_BREAKER_RESET_SECONDS", default=30)
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 IDEMPOTENCY_LOCK_STALE_SECONDS = env.int("IDEMPOTENCY_LOCK_STALE_SECONDS", default=90)
+# Stripe's search lags: "no intent found" closes an unknown attempt only once it is this old.
+STRIPE_SEARCH_SETTLED_SECONDS = env.int("STRIPE_SEARCH_SETTLED_SECONDS", default=180)
 
 # --- Outbox and suppliers ------------------------------------------------------------------
 OUTBOX_BACKOFF_BASE_SECONDS = env.int("OUTBOX_BACKOFF_BASE_SECONDS", default=15)

@@ -23,6 +23,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -37,7 +38,6 @@ from reservations.services import reservation_record_event
 
 logger = logging.getLogger("reserve.payments")
 
-SEARCH_SETTLED_SECONDS = 180
 # failure_code of attempts closed (CANCELED) without a charge. A retry with the same customer
 # key starts a new attempt: a CANCELED attempt provably took no money.
 NOT_SENT = "not_sent"
@@ -76,8 +76,6 @@ def payment_outcome_unknown(payment: Payment, *, now: dt.datetime | None = None)
     if payment.outcome_unknown_at is not None:
         return True
     now = now or timezone.now()
-    from django.conf import settings
-
     return payment.updated_at < now - dt.timedelta(seconds=settings.IDEMPOTENCY_LOCK_STALE_SECONDS)
 
 
@@ -113,7 +111,8 @@ def _search(payment: Payment) -> gateway.IntentResult | NoCharge | None:
     if found:
         return found[0]
     age = (timezone.now() - payment.created_at).total_seconds()
-    return NoCharge("no PaymentIntent carries this attempt") if age > SEARCH_SETTLED_SECONDS else None
+    settled = age > settings.STRIPE_SEARCH_SETTLED_SECONDS
+    return NoCharge("no PaymentIntent carries this attempt") if settled else None
 
 
 @retry_on_deadlock
