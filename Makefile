@@ -9,7 +9,7 @@ PYTEST_WORKERS ?= 2
 BUILD_PACKAGES := libmariadb-dev pkg-config gcc
 TEST_PACKAGES := mariadb-server mariadb-client redis-server chromium
 
-.PHONY: run test lint venv system-packages demo-reset clean
+.PHONY: run test lint venv system-packages demo-reset clean chaos
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	bash scripts/system_packages.sh $(BUILD_PACKAGES)
@@ -36,3 +36,11 @@ demo-reset:
 
 clean: demo-reset
 	rm -rf $(VENV) .test-logs
+
+# The chaos run (README, "Chaos run"): the scaled-out topology under load and faults, then the
+# invariant checker and three-way reconciliation. Its own MariaDB and Redis; exits non-zero on
+# any violation.
+CHAOS_SECONDS ?= 180
+chaos: venv
+	bash scripts/system_packages.sh mariadb-server mariadb-client redis-server
+	CHAOS_SECONDS=$(CHAOS_SECONDS) $(BIN)/python -m chaos

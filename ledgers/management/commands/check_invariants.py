@@ -39,7 +39,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         write = self.stdout.write
         if options["faults"]:
-            faults = [json.loads(line) for line in options["faults"].read_text().splitlines() if line.strip()]
+            faults = sorted((json.loads(line) for line in options["faults"].read_text().splitlines() if line.strip()),
+                            key=lambda fault: fault["t"])
             write(f"faults injected: {len(faults)}")
             for fault in faults:
                 write(f"  t+{fault['t']:>6.1f}s  {fault['fault']:<24} {fault.get('detail', '')}")
