@@ -112,6 +112,9 @@ class StrictStripe:
         self._saved: dict[str, _Saved] = {}
         self._executing: set[str] = set()
         self._refunded: dict[str, int] = {}  # payment_intent -> amount refunded
+        self._scan_lock = threading.Lock()
+        self._scanned_to: str | None = None  # the last intent the search index has read
+        self._by_metadata: dict[tuple[str, str], list[str]] = {}  # (metadata key, value) -> intent ids
         self._port = self.port
         self._httpd: ThreadingHTTPServer | None = None
         self._open: set[Any] = set()  # connections being served (kept alive by the clients)
@@ -254,20 +257,33 @@ class StrictStripe:
             else None
 
     def _search(self, query: str, headers: dict[str, str]) -> tuple[int, bytes]:
-        # Only the query the gateway uses: metadata['payment_id']:'<uuid>'.
+        """Only the query the gateway uses: metadata['payment_id']:'<uuid>'. localstripe has no
+        search: the stand-in indexes metadata from its intent list, reading only the intents
+        created since its last search (the list keeps creation order), then fetches the matches
+        afresh — a full scan per search would stall localstripe under load (the chaos run)."""
         wanted = query.partition(":")[2].strip("'\"")
         key = query.partition("[")[2].partition("]")[0].strip("'\"")
-        found, after = [], None
-        while True:
-            qs = urlencode({"limit": 100, **({"starting_after": after} if after else {})})
-            status, _, content = self._upstream("GET", f"/v1/payment_intents?{qs}", b"", headers)
+        with self._scan_lock:
+            while True:
+                qs = urlencode({"limit": 100, **({"starting_after": self._scanned_to} if self._scanned_to else {})})
+                status, _, content = self._upstream("GET", f"/v1/payment_intents?{qs}", b"", headers)
+                if status != 200:
+                    return status, content
+                page = json.loads(content)
+                for intent in page["data"]:
+                    for name, value in (intent.get("metadata") or {}).items():
+                        self._by_metadata.setdefault((name, str(value)), []).append(intent["id"])
+                if page["data"]:
+                    self._scanned_to = page["data"][-1]["id"]
+                if not page.get("has_more") or not page["data"]:
+                    break
+            matches = list(self._by_metadata.get((key, wanted), []))
+        found = []
+        for intent_id in matches:
+            status, _, content = self._upstream("GET", f"/v1/payment_intents/{intent_id}", b"", headers)
             if status != 200:
                 return status, content
-            page = json.loads(content)
-            found += [pi for pi in page["data"] if (pi.get("metadata") or {}).get(key) == wanted]
-            if not page.get("has_more") or not page["data"]:
-                break
-            after = page["data"][-1]["id"]
+            found.append(json.loads(content))
         return 200, json.dumps({"object": "search_result", "url": "/v1/payment_intents/search", "data": found,
                                 "has_more": False, "next_page": None}).encode()
 
