@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import pybreaker
 import requests
@@ -29,6 +29,7 @@ from suppliers.models import Supplier
 
 logger = logging.getLogger("reserve.suppliers")
 
+T = TypeVar("T")
 REDACTED = "***"
 _local = threading.local()
 
@@ -42,19 +43,12 @@ def _session() -> requests.Session:
 
 
 class _SupplierUnavailable(Exception):
-    """Raised inside the breaker for retryable answers, so that only they count as failures."""
+    """Raised inside the breaker for retryable answers (a SupplierResult or a SupplierLookup), so
+    that only they count as failures."""
 
-    def __init__(self, result: SupplierResult) -> None:
+    def __init__(self, result: SupplierResult | SupplierLookup) -> None:
         super().__init__(result.error_code)
         self.result = result
-
-
-class _LookupUnavailable(Exception):
-    """Raised inside the breaker when a lookup could not be answered, so that it counts."""
-
-    def __init__(self, lookup: SupplierLookup) -> None:
-        super().__init__(lookup.error_code)
-        self.lookup = lookup
 
 
 def _json_or_text(response: requests.Response) -> Any:
@@ -140,21 +134,24 @@ class HttpSupplierAdapter(SupplierAdapter):
                 raise _SupplierUnavailable(result)
             return result
 
+        result = self._through_breaker(attempt, lambda breaker: SupplierResult(
+            outcome=SupplierOutcome.RETRYABLE, error_code=BREAKER_OPEN, call_made=False,
+            retry_after_seconds=breaker.retry_after_seconds(), **base))
+        observe_supplier_call(supplier=self.supplier.slug, result=result)
+        return result
+
+    def _through_breaker(self, attempt: Callable[[], T], refused: Callable[[Any], T]) -> T:
+        """One call through the supplier's breaker: a retryable answer (raised inside, so that it
+        counts) is returned as it is; a call the open breaker refused never left: `refused(breaker)`."""
         breaker = self._breaker()
         try:
-            result = breaker.call(attempt)
+            return breaker.call(attempt)
         except _SupplierUnavailable as exc:
-            result = exc.result
+            return exc.result  # type: ignore[return-value]
         except pybreaker.CircuitBreakerError as exc:
             # Either the breaker was open (no call made) or this very failure tripped it.
             cause = exc.__context__
-            if isinstance(cause, _SupplierUnavailable):
-                result = cause.result
-            else:
-                result = SupplierResult(outcome=SupplierOutcome.RETRYABLE, error_code=BREAKER_OPEN, call_made=False,
-                                        retry_after_seconds=breaker.retry_after_seconds(), **base)
-        observe_supplier_call(supplier=self.supplier.slug, result=result)
-        return result
+            return cause.result if isinstance(cause, _SupplierUnavailable) else refused(breaker)  # type: ignore[return-value]
 
     def _lookup(self, operation: str, path: str, *, params: dict[str, str] | None) -> SupplierLookup:
         """A GET of the supplier's ledger: same timeouts and breaker as the booking calls (a
@@ -169,22 +166,15 @@ class HttpSupplierAdapter(SupplierAdapter):
             except requests.RequestException as exc:
                 code = ("connect_timeout" if isinstance(exc, requests.ConnectTimeout) else
                         "read_timeout" if isinstance(exc, requests.Timeout) else "connection_error")
-                raise _LookupUnavailable(SupplierLookup(outcome=LookupOutcome.UNAVAILABLE, operation=operation,
-                                                        error_code=code, duration_ms=_ms(started))) from exc
+                raise _SupplierUnavailable(SupplierLookup(outcome=LookupOutcome.UNAVAILABLE, operation=operation,
+                                                          error_code=code, duration_ms=_ms(started))) from exc
             lookup = _classify_lookup(operation, response.status_code, _json_or_text(response), _ms(started))
             if lookup.outcome is LookupOutcome.UNAVAILABLE:
-                raise _LookupUnavailable(lookup)
+                raise _SupplierUnavailable(lookup)
             return lookup
 
-        breaker = self._breaker()
-        try:
-            lookup = breaker.call(attempt)
-        except _LookupUnavailable as exc:
-            lookup = exc.lookup
-        except pybreaker.CircuitBreakerError as exc:
-            cause = exc.__context__
-            lookup = cause.lookup if isinstance(cause, _LookupUnavailable) else SupplierLookup(
-                outcome=LookupOutcome.UNAVAILABLE, operation=operation, error_code=BREAKER_OPEN, call_made=False)
+        lookup = self._through_breaker(attempt, lambda breaker: SupplierLookup(
+            outcome=LookupOutcome.UNAVAILABLE, operation=operation, error_code=BREAKER_OPEN, call_made=False))
         observe_supplier_lookup(supplier=self.supplier.slug, lookup=lookup)
         return lookup
 
