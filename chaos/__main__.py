@@ -105,6 +105,7 @@ def run(args: argparse.Namespace, run_dir: Path) -> int:
     try:
         _say(f"starting the topology in {run_dir}")
         topology.up(relay_url=relay.url)
+        relay.targets = topology.web_urls
         # From here on this process is also a Django client of the run's database (staff,
         # settle): configured for the topology, which only exists now.
         os.environ.update(topology.env(LOG_LEVEL="ERROR"))  # its warnings would drown the run's report

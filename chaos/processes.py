@@ -10,7 +10,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import MySQLdb
@@ -57,6 +57,21 @@ def children(pid: int) -> list[int]:
     return found
 
 
+class PortTaken(RuntimeError):
+    pass
+
+
+def start_on_a_free_port(make: Callable[[int], Process], *, attempts: int = 5) -> Process:
+    """Start `make(port)` on a port free now, again on another one if it was taken meanwhile."""
+    for attempt in range(attempts):
+        try:
+            return make(free_port()).start()
+        except PortTaken:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 class Process:
     """One child process in its own process group, logging to a file; restartable."""
 
@@ -73,6 +88,11 @@ class Process:
         log.close()
         if self.port is not None:
             wait_for_port(self.port, timeout=timeout, proc=self.popen, name=self.name)
+            # Someone else may have taken the port since it was picked (other runs share the
+            # machine): then what answers is theirs, and ours exits with "address in use".
+            time.sleep(0.3)
+            if self.popen.poll() is not None:
+                raise PortTaken(f"{self.name} exited ({self.popen.returncode}) after port {self.port} opened")
         return self
 
     @property
@@ -101,14 +121,39 @@ class Process:
         self.kill()
 
 
-class PrivateMariaDB:
+class _PrivateServer:
+    """A server of the run's own on a port picked at first start; stopped and started again on
+    the same port (its clients know it)."""
+
+    name = ""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = run_dir / self.name
+        self.port = free_port()
+        self.process: Process | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """The first start may move to another port if this one was taken meanwhile."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1 if self.process else 5):
+            try:
+                self.process = Process(self.name, self.command(), env=dict(os.environ), log_dir=self.dir,
+                                       port=self.port).start()
+                return
+            except PortTaken:
+                if self.process or attempt == 4:
+                    raise
+                self.port = free_port()
+
+
+class PrivateMariaDB(_PrivateServer):
     """A mariadbd of the run's own (datadir under the run directory, its own port): the chaos
     run stops it for real. root@127.0.0.1 has no password."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.dir = run_dir / "mariadb"
-        self.port = free_port()
-        self.process: Process | None = None
+    name = "mariadb"
 
     def install(self) -> None:
         binary = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
@@ -119,14 +164,12 @@ class PrivateMariaDB:
                         "--auth-root-authentication-method=normal", "--user=root"],
                        check=True, capture_output=True)
 
-    def start(self) -> None:
-        daemon = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
-        cmd = [daemon, "--no-defaults", f"--datadir={self.dir / 'data'}", f"--port={self.port}",
-               "--bind-address=127.0.0.1", f"--socket={self.dir / 'mysqld.sock'}",
-               f"--pid-file={self.dir / 'mysqld.pid'}", "--user=root", "--skip-name-resolve",
-               "--innodb-buffer-pool-size=256M", "--max-connections=500", "--character-set-server=utf8mb4",
-               "--collation-server=utf8mb4_unicode_ci"]
-        self.process = Process("mariadb", cmd, env=dict(os.environ), log_dir=self.dir, port=self.port).start()
+    def command(self) -> list[str]:
+        return [shutil.which("mariadbd") or "/usr/sbin/mariadbd", "--no-defaults", f"--datadir={self.dir / 'data'}",
+                f"--port={self.port}", "--bind-address=127.0.0.1", f"--socket={self.dir / 'mysqld.sock'}",
+                f"--pid-file={self.dir / 'mysqld.pid'}", "--user=root", "--skip-name-resolve",
+                "--innodb-buffer-pool-size=256M", "--max-connections=500", "--character-set-server=utf8mb4",
+                "--collation-server=utf8mb4_unicode_ci"]
 
     def stop(self) -> None:
         """A clean shutdown (SIGTERM): every connection is cut, the port refuses until start()."""
@@ -150,26 +193,21 @@ class PrivateMariaDB:
             conn.close()
 
 
-class PrivateRedis:
+class PrivateRedis(_PrivateServer):
     """A redis-server of the run's own: broker, cache and breaker state; restarted for real."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.dir = run_dir / "redis"
-        self.port = free_port()
-        self.process: Process | None = None
+    name = "redis"
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
+    def command(self) -> list[str]:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server not found (apt-get install redis-server)")
-        cmd = [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-               "--dir", str(self.dir)]
-        self.process = Process("redis", cmd, env=dict(os.environ), log_dir=self.dir, port=self.port).start()
+        return [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
+                "--dir", str(self.dir)]
 
     def stop(self) -> None:
         if self.process is not None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import requests
 
-from chaos.processes import ROOT, PrivateMariaDB, PrivateRedis, Process, free_port
+from chaos.processes import ROOT, PrivateMariaDB, PrivateRedis, Process, free_port, start_on_a_free_port
 
 ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
 VENV_BIN = Path(sys.executable).parent
@@ -75,10 +75,10 @@ class Topology:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.mariadb = PrivateMariaDB(self.run_dir)
         self.redis = PrivateRedis(self.run_dir)
-        self.localstripe_port, self.stripe_port, self.stripe_control_port = free_port(), free_port(), free_port()
-        self.supplier_port = free_port()
-        self.web_ports = [free_port() for _ in range(self.web_count)]
-        self.metrics_ports = [free_port() for _ in range(self.cluster_count)]
+        # Ports are picked when each process starts (start_on_a_free_port): the machine is shared.
+        self.localstripe_port = self.stripe_port = self.stripe_control_port = self.supplier_port = 0
+        self.web_ports: list[int] = []
+        self.metrics_ports: list[int] = []
         self.webs: list[Process] = []
         self.clusters: list[Process] = []
         self.support: list[Process] = []
@@ -151,40 +151,57 @@ class Topology:
         self.mariadb.start()
         self.mariadb.sql(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
         self.redis.start()
-        base_env = dict(os.environ)
-        self.support = [
-            Process("localstripe", [str(VENV_BIN / "localstripe"), "--port", str(self.localstripe_port),
-                                    "--from-scratch"], env=base_env, log_dir=self.logs, port=self.localstripe_port),
-            Process("stripe-standin", [sys.executable, "-m", "payments.local_stripe", "--port", str(self.stripe_port),
-                                       "--upstream", f"http://127.0.0.1:{self.localstripe_port}",
-                                       "--control-port", str(self.stripe_control_port)],
-                    env=base_env, log_dir=self.logs, port=self.stripe_port),
-            Process("fake-supplier", [sys.executable, "-m", "suppliers.fake_server", "--port", str(self.supplier_port)],
-                    env=base_env, log_dir=self.logs, port=self.supplier_port),
-        ]
-        for process in self.support:
-            process.start()
+        self._start_support()
         self.manage_role("migrate", "-v0")
         spec = json.dumps({"customers": self.customers, "supplier_url": self.supplier_url, "products": PRODUCTS})
         seeded = json.loads(self.manage_role("manage", "shell", "-c", SEED.format(spec=spec)).strip().splitlines()[-1])
         self.tokens, self.products = seeded["tokens"], seeded["products"]
         self.supplier_control(products={code: p["mode"] for code, p in PRODUCTS.items() if "mode" in p})
         self.manage_role("manage", "stripe_register_local_webhook", f"--url={relay_url}", "--id=chaos")
-        for i, port in enumerate(self.web_ports):
-            self.webs.append(self._role("web", f"web-{i}", port=port, PORT=str(port)).start())
+        for i in range(self.web_count):
+            self.webs.append(start_on_a_free_port(lambda port, i=i: self._web(i, port)))
+            self.web_ports.append(self.webs[-1].port)
         for i in range(self.cluster_count):
-            self.clusters.append(self._cluster(i).start())
+            self.clusters.append(start_on_a_free_port(lambda port, i=i: self._cluster(i, port)))
+            self.metrics_ports.append(self.clusters[-1].port)
+
+    def _start_support(self) -> None:
+        env = dict(os.environ)
+
+        def localstripe(port: int) -> Process:
+            return Process("localstripe", [str(VENV_BIN / "localstripe"), "--port", str(port), "--from-scratch"],
+                           env=env, log_dir=self.logs, port=port)
+
+        def standin(port: int) -> Process:
+            self.stripe_control_port = free_port()
+            return Process("stripe-standin", [
+                sys.executable, "-m", "payments.local_stripe", "--port", str(port),
+                "--upstream", f"http://127.0.0.1:{self.localstripe_port}", "--control-port",
+                str(self.stripe_control_port)], env=env, log_dir=self.logs, port=port)
+
+        def supplier(port: int) -> Process:
+            return Process("fake-supplier", [sys.executable, "-m", "suppliers.fake_server", "--port", str(port)],
+                           env=env, log_dir=self.logs, port=port)
+
+        self.support.append(start_on_a_free_port(localstripe))
+        self.localstripe_port = self.support[-1].port
+        self.support.append(start_on_a_free_port(standin))
+        self.stripe_port = self.support[-1].port
+        self.support.append(start_on_a_free_port(supplier))
+        self.supplier_port = self.support[-1].port
+
+    def _web(self, i: int, port: int) -> Process:
+        return self._role("web", f"web-{i}", port=port, PORT=str(port))
 
     def _role(self, role: str, name: str, *, port: int | None = None, **extra: str) -> Process:
         env = self.env(PROMETHEUS_MULTIPROC_DIR=str(self.run_dir / f"metrics-{name}"), **extra)
         return Process(name, [str(ENTRYPOINT), role], env=env, log_dir=self.logs, port=port)
 
-    def _cluster(self, i: int) -> Process:
-        return self._role("worker", f"worker-{i}", port=self.metrics_ports[i],
-                          WORKER_METRICS_PORT=str(self.metrics_ports[i]))
+    def _cluster(self, i: int, port: int) -> Process:
+        return self._role("worker", f"worker-{i}", port=port, WORKER_METRICS_PORT=str(port))
 
     def restart_cluster(self, i: int) -> None:
-        self.clusters[i] = self._cluster(i).start()
+        self.clusters[i] = start_on_a_free_port(lambda port: self._cluster(i, port))
 
     def manage_role(self, role: str, *args: str, timeout: float = 300) -> str:
         """A one-shot role (migrate, manage …) as the image's entrypoint runs it."""
@@ -217,8 +234,8 @@ class Topology:
                 self.restart_cluster(i)
                 restarted.append(cluster.name)
         for i, web in enumerate(self.webs):
-            if not web.alive():
-                self.webs[i] = self._role("web", web.name, port=self.web_ports[i], PORT=str(self.web_ports[i])).start()
+            if not web.alive():  # the load driver knows this port: the new master takes it again
+                self.webs[i] = self._web(i, self.web_ports[i]).start()
                 restarted.append(web.name)
         return restarted
 
