@@ -91,6 +91,18 @@ def test_search_by_metadata(stripe_local):
     assert [pi.id for pi in found.data] == [intent.id]
 
 
+def test_search_sees_intents_created_after_an_earlier_search_and_their_current_status(stripe_local):
+    admin = stripe_admin(stripe_local)
+    query = {"query": "metadata['payment_id']:'later-1'"}
+    assert admin.v1.payment_intents.search(params=query).data == []
+    intent = _create(admin, metadata={"payment_id": "later-1"}, confirm=False)
+    admin.v1.payment_intents.cancel(intent.id)
+
+    [found] = admin.v1.payment_intents.search(params=query).data
+
+    assert (found.id, found.status) == (intent.id, "canceled")
+
+
 def test_a_wrong_key_is_401(stripe_local, strict_stripe):
     strict_stripe.expected_key = "sk_test_right"
     with pytest.raises(stripe.AuthenticationError):
