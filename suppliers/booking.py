@@ -17,6 +17,7 @@ from django.db.models import Q
 from common.db import retry_on_deadlock
 from common.exceptions import InvalidState, VersionConflict
 from common.locking import lock_rows
+from outbox.delivery import LEASE_EXPIRED
 from outbox.handlers import Verdict
 from outbox.models import DeadLetter, DeadLetterStatus, OutboxEvent, OutboxStatus
 from outbox.services import dead_letter_mark_replayed, outbox_enqueue, outbox_event_rearm, staff_alert_enqueue
@@ -86,9 +87,13 @@ _NO_BOOKING_MADE = (Q(error_code=BREAKER_OPEN) | Q(outcome=SupplierOutcome.REJEC
 
 
 def supplier_may_hold_booking(*, reservation: Reservation) -> bool:
-    """Whether some book call for this reservation may have made a booking at the supplier."""
-    return (SupplierRequest.objects.filter(reservation=reservation, operation="book")
-            .exclude(_NO_BOOKING_MADE).exists())
+    """Whether some book call for this reservation may have made a booking at the supplier: an
+    audited call that may have booked, or an attempt whose lease expired — its worker died,
+    perhaps after the supplier booked and before the audit row was written."""
+    if SupplierRequest.objects.filter(reservation=reservation, operation="book").exclude(_NO_BOOKING_MADE).exists():
+        return True
+    errors = OutboxEvent.objects.filter(dedup_key=f"{BOOK_TOPIC}:{reservation.id}").values_list("errors", flat=True)
+    return any(str(entry.get("error", "")).startswith(LEASE_EXPIRED) for history in errors for entry in history)
 
 
 def _book_with_key(*, reservation: Reservation, event: OutboxEvent) -> SupplierResult:
