@@ -244,11 +244,13 @@ def _compare_bookings(reservation: Reservation, bookings: tuple[SupplierBooking,
 
 
 def compare_suppliers(comparison: Comparison) -> None:
-    """Suppliers ↔ ours: each reservation of the window that a supplier may have booked, asked
-    by reference. A supplier that does not answer makes the section incomplete."""
+    """Suppliers ↔ ours: each reservation of the window that a supplier may have booked (one we
+    asked to book: a worker may have died after the supplier booked and before any audit row),
+    asked by reference. A supplier that does not answer makes the section incomplete."""
     since, until = comparison.since, comparison.until
     asked = Reservation.objects.filter(created_at__gte=since, created_at__lt=until, updated_at__lt=until).filter(
-        Q(supplier_requests__operation="book") | ~Q(supplier_booking_id="")).distinct()
+        Q(outbox_events__topic="supplier.book") | Q(supplier_requests__operation="book")
+        | ~Q(supplier_booking_id="")).distinct()
     suppliers = {s.pk: s for s in Supplier.objects.filter(products__reservations__in=asked).distinct()}
     complete = True
     for reservation in asked.select_related("product").order_by("created_at"):

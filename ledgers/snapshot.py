@@ -38,7 +38,8 @@ def supplier_ledger_by_reference(*, since: dt.datetime) -> list[SupplierBooking]
     """The bookings suppliers hold for our reservations since `since`, asked one by one."""
     bookings: list[SupplierBooking] = []
     asked = Reservation.objects.filter(created_at__gte=since).filter(
-        Q(supplier_requests__operation="book") | ~Q(supplier_booking_id="")).distinct().select_related(
+        Q(outbox_events__topic="supplier.book") | Q(supplier_requests__operation="book")
+        | ~Q(supplier_booking_id="")).distinct().select_related(
         "product__supplier")
     for reservation in asked:
         lookup = supplier_adapter_for(reservation.product.supplier).bookings_for_reference(reference=reservation.code)

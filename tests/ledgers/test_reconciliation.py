@@ -20,6 +20,7 @@ from payments.models import Payment, PaymentStatus, Refund, RefundMethod, Refund
 from reservations.models import Reservation, ReservationStatus, SupplierStatus
 from tests.factories import ReservationFactory
 from tests.ledgers.conftest import paid_and_booked, supplier_book, until_now
+from tests.outbox.conftest import paid_reservation
 from tests.payments.conftest import new_key
 
 pytestmark = pytest.mark.django_db
@@ -197,3 +198,16 @@ def test_the_daily_schedule_reconciles_the_last_two_days(settings, reservation, 
     run = LedgerReconcileRun.objects.get()
     assert task.minutes == 24 * 60
     assert round((run.until - run.since).total_seconds() / 3600) == settings.LEDGERS_RECONCILE_WINDOW_HOURS
+
+
+def test_a_booking_no_audit_row_records_is_found_for_a_reservation_we_asked_to_book(since, product, fake_supplier):
+    """The worker that booked died before its audit row: the supplier.book event is what says we
+    asked, so the reservation is still asked about."""
+    reservation = paid_reservation(product)
+    orphan = supplier_book(fake_supplier, reference=reservation.code, key=f"reservation:{reservation.id}:book")
+    Reservation.objects.filter(pk=reservation.pk).update(status=ReservationStatus.CANCELLED)
+
+    ledgers_reconcile(since=since, until=until_now())
+
+    assert {(d.kind, d.subject) for d in Discrepancy.objects.all()} == {
+        (DiscrepancyKind.BOOKED_NOT_RECORDED, f"booking:{orphan}")}
