@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 
+from ledgers.staff_group import PERMISSIONS as LEDGER_PERMISSIONS
 from reservations.staff_group import GROUP_NAME, PERMISSIONS
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,4 +21,5 @@ def test_the_staff_group_is_restored_with_exactly_its_permissions_after_migrate(
     call_command("migrate", verbosity=0)
 
     group = Group.objects.get(name=GROUP_NAME)
-    assert {(p.content_type.app_label, p.codename) for p in group.permissions.all()} == set(PERMISSIONS)
+    ledgers = {("ledgers", codename) for codename in LEDGER_PERMISSIONS}  # added by the ledgers app
+    assert {(p.content_type.app_label, p.codename) for p in group.permissions.all()} == set(PERMISSIONS) | ledgers
