@@ -17,7 +17,7 @@ MO_FILES := $(PO_FILES:.po=.mo)
 MESSAGES_IGNORE := $(foreach d,backoffice bench common config deploy docs locale outbox payments scripts suppliers \
                      tests staticfiles templates/drf_spectacular,--ignore='$(d)/*')
 
-.PHONY: run test lint venv messages messages-extract system-packages demo-reset clean
+.PHONY: run test lint venv messages messages-extract system-packages demo-reset clean chaos
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	bash scripts/system_packages.sh $(BUILD_PACKAGES)
@@ -55,3 +55,11 @@ demo-reset:
 
 clean: demo-reset
 	rm -rf $(VENV) .test-logs
+
+# The chaos run (README, "Chaos run"): the scaled-out topology under load and faults, then the
+# invariant checker and three-way reconciliation. Its own MariaDB and Redis; exits non-zero on
+# any violation.
+CHAOS_SECONDS ?= 180
+chaos: venv
+	bash scripts/system_packages.sh mariadb-server mariadb-client redis-server
+	CHAOS_SECONDS=$(CHAOS_SECONDS) $(BIN)/python -m chaos

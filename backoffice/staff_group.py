@@ -37,6 +37,9 @@ PERMISSIONS = [
     ("outbox", "view_outboxevent"),
     ("outbox", "view_deadletter"),
     ("outbox", "change_deadletter"),  # replay / discard (the admin is read-only)
+    ("ledgers", "view_discrepancy"),  # what reconciliation found (H1)
+    ("ledgers", "resolve_discrepancy"),  # "Mark resolved" with a note, audited
+    ("ledgers", "view_ledgerreconcilerun"),
 ]
 
 

@@ -83,7 +83,9 @@ def start_gunicorn(env: dict[str, str], port: int, *, workers: int = 4, threads:
 RequestFn = Callable[[int, int], tuple[str, str, dict | None, dict[str, str]]]
 
 
-def _client(port: int, make_request: RequestFn, worker: int, seconds: float, out: mp.Queue) -> None:
+def _client(port: int | list[int], make_request: RequestFn, worker: int, seconds: float, out: mp.Queue) -> None:
+    # Several ports: several web processes, the clients spread over them (a load balancer).
+    port = port[worker % len(port)] if isinstance(port, list) else port
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -103,7 +105,7 @@ def _client(port: int, make_request: RequestFn, worker: int, seconds: float, out
     out.put((latencies, statuses))
 
 
-def load(port: int, make_request: RequestFn, *, clients: int, seconds: float) -> dict:
+def load(port: int | list[int], make_request: RequestFn, *, clients: int, seconds: float) -> dict:
     out: mp.Queue = mp.Queue()
     procs = [mp.Process(target=_client, args=(port, make_request, w, seconds, out)) for w in range(clients)]
     started = time.perf_counter()

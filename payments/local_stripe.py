@@ -28,13 +28,21 @@ Fault modes for the failure tests: `fail_with` (answer an HTTP error without exe
 `fail_after_executing` (execute, then answer and save a 500: its key replays the 500),
 `delay` (answer late, after executing or before), `lose_answers` (execute, then drop the
 connection: the answer is lost), `stop()`/`start()` (connection refused), `refund_status`
-(Stripe answers a refund as `pending` or `failed`). `requests` records what arrived."""
+(Stripe answers a refund as `pending` or `failed`). `requests` records what arrived.
+
+Run as a process (`--control-port`), the same modes are switched from outside by `POST
+/_control` with JSON on the control port, which stays up while the API port is down (the
+chaos run, `chaos/`): `{"down": true}`, `{"delay_seconds": 10}` (hanging), `{"fail_with":
+[500, "api_error", ""]}`, `{"execution_seconds": 4}` (409 in flight), `{"lose_answers":
+true}`, `{"reset": true}`; `GET /_control` shows the modes and how many requests arrived."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -104,8 +112,12 @@ class StrictStripe:
         self._saved: dict[str, _Saved] = {}
         self._executing: set[str] = set()
         self._refunded: dict[str, int] = {}  # payment_intent -> amount refunded
+        self._scan_lock = threading.Lock()
+        self._scanned_to: str | None = None  # the last intent the search index has read
+        self._by_metadata: dict[tuple[str, str], list[str]] = {}  # (metadata key, value) -> intent ids
         self._port = self.port
         self._httpd: ThreadingHTTPServer | None = None
+        self._open: set[Any] = set()  # connections being served (kept alive by the clients)
         self.start()
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -129,6 +141,15 @@ class StrictStripe:
             self._httpd.server_close()
             self._httpd = None
 
+    def drop_connections(self) -> None:
+        """Close every connection a client holds open: with stop(), Stripe is down for clients
+        that keep connections alive too (a stopped listener alone still serves those)."""
+        with self._lock:
+            open_now = list(self._open)
+        for sock in open_now:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
     def reset(self) -> None:
         """Back to a healthy, strict Stripe (saved idempotent results are kept, as Stripe keeps them)."""
         self.redirect_methods_enabled = True
@@ -145,6 +166,33 @@ class StrictStripe:
             self.requests.clear()
         if self._httpd is None:
             self.start()
+
+    # --- switched from outside (the control port) --------------------------------------------
+
+    CONTROLLED = ("delay_seconds", "delay_after_executing", "fail_with", "fail_count", "fail_after_executing",
+                  "execution_seconds", "lose_answers", "refund_status", "redirect_methods_enabled")
+
+    def control(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Apply a control request (see the module docstring); returns the modes now in force."""
+        if body.get("reset"):
+            self.reset()
+        for name in self.CONTROLLED:
+            if name in body:
+                value = body[name]
+                setattr(self, name, tuple(value) if name == "fail_with" and value else value)
+        if "down" in body:
+            if body["down"]:
+                self.stop()
+                self.drop_connections()
+            elif self._httpd is None:
+                self.start()
+        return self.control_state()
+
+    def control_state(self) -> dict[str, Any]:
+        with self._lock:
+            arrived = len(self.requests)
+        return {"down": self._httpd is None, "requests": arrived,
+                **{name: getattr(self, name) for name in self.CONTROLLED}}
 
     # --- what arrived ------------------------------------------------------------------------
 
@@ -209,20 +257,33 @@ class StrictStripe:
             else None
 
     def _search(self, query: str, headers: dict[str, str]) -> tuple[int, bytes]:
-        # Only the query the gateway uses: metadata['payment_id']:'<uuid>'.
+        """Only the query the gateway uses: metadata['payment_id']:'<uuid>'. localstripe has no
+        search: the stand-in indexes metadata from its intent list, reading only the intents
+        created since its last search (the list keeps creation order), then fetches the matches
+        afresh — a full scan per search would stall localstripe under load (the chaos run)."""
         wanted = query.partition(":")[2].strip("'\"")
         key = query.partition("[")[2].partition("]")[0].strip("'\"")
-        found, after = [], None
-        while True:
-            qs = urlencode({"limit": 100, **({"starting_after": after} if after else {})})
-            status, _, content = self._upstream("GET", f"/v1/payment_intents?{qs}", b"", headers)
+        with self._scan_lock:
+            while True:
+                qs = urlencode({"limit": 100, **({"starting_after": self._scanned_to} if self._scanned_to else {})})
+                status, _, content = self._upstream("GET", f"/v1/payment_intents?{qs}", b"", headers)
+                if status != 200:
+                    return status, content
+                page = json.loads(content)
+                for intent in page["data"]:
+                    for name, value in (intent.get("metadata") or {}).items():
+                        self._by_metadata.setdefault((name, str(value)), []).append(intent["id"])
+                if page["data"]:
+                    self._scanned_to = page["data"][-1]["id"]
+                if not page.get("has_more") or not page["data"]:
+                    break
+            matches = list(self._by_metadata.get((key, wanted), []))
+        found = []
+        for intent_id in matches:
+            status, _, content = self._upstream("GET", f"/v1/payment_intents/{intent_id}", b"", headers)
             if status != 200:
                 return status, content
-            page = json.loads(content)
-            found += [pi for pi in page["data"] if (pi.get("metadata") or {}).get(key) == wanted]
-            if not page.get("has_more") or not page["data"]:
-                break
-            after = page["data"][-1]["id"]
+            found.append(json.loads(content))
         return 200, json.dumps({"object": "search_result", "url": "/v1/payment_intents/search", "data": found,
                                 "has_more": False, "next_page": None}).encode()
 
@@ -327,6 +388,16 @@ class StrictStripe:
             def log_message(self, *args: Any) -> None:
                 pass
 
+            def setup(self) -> None:
+                super().setup()
+                with stand_in._lock:
+                    stand_in._open.add(self.connection)
+
+            def finish(self) -> None:
+                with stand_in._lock:
+                    stand_in._open.discard(self.connection)
+                super().finish()
+
             def read_body(self) -> bytes:
                 length = int(self.headers.get("Content-Length") or 0)
                 return self.rfile.read(length) if length else b""
@@ -371,19 +442,63 @@ class StrictStripe:
         return Handler
 
 
+def serve_control(stand_in: StrictStripe, *, host: str, port: int) -> ThreadingHTTPServer:
+    """`POST /_control` (JSON) switches the stand-in's fault modes; `GET /_control` shows them."""
+
+    class ControlHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _reply(self, status: int, body: dict[str, Any]) -> None:
+            raw = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def do_GET(self) -> None:
+            if self.path != "/_control":
+                self._reply(404, {"error": "not_found"})
+                return
+            self._reply(200, stand_in.control_state())
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}")
+            except ValueError:
+                body = None
+            if self.path != "/_control" or not isinstance(body, dict):
+                self._reply(400, {"error": "POST /_control with a JSON object"})
+                return
+            self._reply(200, stand_in.control(body))
+
+    server = ThreadingHTTPServer((host, port), ControlHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Production Stripe's rules in front of localstripe.")
     parser.add_argument("--port", type=int, default=8420)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--upstream", default="http://127.0.0.1:8419", help="the localstripe to forward to")
+    parser.add_argument("--control-port", type=int, default=0, help="serve POST /_control here (0: off)")
     args = parser.parse_args()
     stand_in = StrictStripe(args.upstream, port=args.port, host=args.host)
     print(f"Stripe stand-in on {stand_in.url} (production rules) -> localstripe {args.upstream}", flush=True)
+    control = serve_control(stand_in, host=args.host, port=args.control_port) if args.control_port else None
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:
+        if control is not None:
+            control.shutdown()
         stand_in.stop()
 
 

@@ -103,6 +103,9 @@ class Refund(models.Model):
     status = models.CharField(max_length=16, choices=RefundStatus.choices, default=RefundStatus.PENDING,
                               db_index=True)
     stripe_refund_id = models.CharField(max_length=255, blank=True, db_index=True)
+    # Bumped when Stripe answered a send with a 5xx and holds no refund of ours: Stripe saved
+    # that 5xx for the key and would replay it to every retry, so the next send needs a new key.
+    stripe_key_generation = models.PositiveSmallIntegerField(default=0)
     external_reference = models.CharField(max_length=255, blank=True)
     failure_message = models.CharField(max_length=500, blank=True)
     # A FAILED or CANCELED refund needs staff until they resolve it (retry, or record external).
@@ -125,7 +128,7 @@ class Refund(models.Model):
 
     @property
     def stripe_idempotency_key(self) -> str:
-        return f"refund:{self.id}"
+        return f"refund:{self.id}" + (f":{self.stripe_key_generation}" if self.stripe_key_generation else "")
 
     @property
     def needs_attention(self) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db.models import Q
 
+from outbox.delivery import LEASE_EXPIRED
 from outbox.handlers import Verdict
 from outbox.models import OutboxEvent, OutboxStatus
 from outbox.services import outbox_enqueue, outbox_event_rearm, staff_alert_enqueue
@@ -75,9 +76,13 @@ _NO_BOOKING_MADE = (Q(error_code__in=(BREAKER_OPEN, ENDPOINT_REFUSED)) | Q(outco
 
 
 def supplier_may_hold_booking(*, reservation: Reservation) -> bool:
-    """Whether some book call for this reservation may have made a booking at the supplier."""
-    return (SupplierRequest.objects.filter(reservation=reservation, operation="book")
-            .exclude(_NO_BOOKING_MADE).exists())
+    """Whether some book call for this reservation may have made a booking at the supplier: an
+    audited call that may have booked, or an attempt whose lease expired — its worker died,
+    perhaps after the supplier booked and before the audit row was written."""
+    if SupplierRequest.objects.filter(reservation=reservation, operation="book").exclude(_NO_BOOKING_MADE).exists():
+        return True
+    errors = OutboxEvent.objects.filter(dedup_key=f"{BOOK_TOPIC}:{reservation.id}").values_list("errors", flat=True)
+    return any(str(entry.get("error", "")).startswith(LEASE_EXPIRED) for history in errors for entry in history)
 
 
 def _book_with_key(*, reservation: Reservation, event: OutboxEvent) -> SupplierResult:

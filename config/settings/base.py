@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "reservations",
     "payments",
     "outbox",
+    "ledgers",
 ]
 
 MIDDLEWARE = [
@@ -226,6 +227,8 @@ STRIPE_BREAKER_FAIL_MAX = env.int("STRIPE_BREAKER_FAIL_MAX", default=5)
 STRIPE_BREAKER_RESET_SECONDS = env.int("STRIPE_BREAKER_RESET_SECONDS", default=30)
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
 IDEMPOTENCY_LOCK_STALE_SECONDS = env.int("IDEMPOTENCY_LOCK_STALE_SECONDS", default=90)
+# Stripe's search lags: "no intent found" closes an unknown attempt only once it is this old.
+STRIPE_SEARCH_SETTLED_SECONDS = env.int("STRIPE_SEARCH_SETTLED_SECONDS", default=180)
 
 # --- Outbox and suppliers ------------------------------------------------------------------
 OUTBOX_BACKOFF_BASE_SECONDS = env.int("OUTBOX_BACKOFF_BASE_SECONDS", default=15)
@@ -239,6 +242,12 @@ OUTBOX_DRAIN_SECONDS = env.int("OUTBOX_DRAIN_SECONDS", default=100)
 SUPPLIER_ALLOWED_HOSTS = env.list("SUPPLIER_ALLOWED_HOSTS", default=[])
 SUPPLIER_BREAKER_FAIL_MAX = env.int("SUPPLIER_BREAKER_FAIL_MAX", default=5)
 SUPPLIER_BREAKER_RESET_SECONDS = env.int("SUPPLIER_BREAKER_RESET_SECONDS", default=30)
+
+# --- Reconciliation (H1) -------------------------------------------------------------------
+# The daily run compares the last LEDGERS_RECONCILE_WINDOW_HOURS (overlapping the previous run);
+# anything touched in the last LEDGERS_RECONCILE_SETTLE_SECONDS is work in progress, not judged.
+LEDGERS_RECONCILE_WINDOW_HOURS = env.int("LEDGERS_RECONCILE_WINDOW_HOURS", default=48)
+LEDGERS_RECONCILE_SETTLE_SECONDS = env.int("LEDGERS_RECONCILE_SETTLE_SECONDS", default=900)
 
 # --- Alerts and mail -----------------------------------------------------------------------
 ALERT_EMAILS = env.list("ALERT_EMAILS", default=[])

@@ -38,7 +38,6 @@ from reservations.services import reservation_record_event
 
 logger = logging.getLogger("reserve.payments")
 
-SEARCH_SETTLED_SECONDS = 180
 # failure_code of attempts closed (CANCELED) without a charge. A retry with the same customer
 # key starts a new attempt: a CANCELED attempt provably took no money.
 NOT_SENT = "not_sent"
@@ -112,7 +111,8 @@ def _search(payment: Payment) -> gateway.IntentResult | NoCharge | None:
     if found:
         return found[0]
     age = (timezone.now() - payment.created_at).total_seconds()
-    return NoCharge("no PaymentIntent carries this attempt") if age > SEARCH_SETTLED_SECONDS else None
+    settled = age > settings.STRIPE_SEARCH_SETTLED_SECONDS
+    return NoCharge("no PaymentIntent carries this attempt") if settled else None
 
 
 @retry_on_deadlock

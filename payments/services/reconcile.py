@@ -124,7 +124,7 @@ def _record_refund_result(refund_id: Any, result: Any) -> None:
 
 def _check_refund(refund: Refund) -> bool:
     result = refund_send(refund=refund)
-    if isinstance(result, RefundNotNow):
+    if isinstance(result, RefundNotNow) and not result.key_spent:
         raise gateway.StripeUnavailable(result.error, retry_after=5, reached=True)
     _record_refund_result(refund.pk, result)
     status = Refund.objects.values_list("status", flat=True).get(pk=refund.pk)

@@ -226,10 +226,21 @@ class RefundRefused:
 class RefundNotNow:
     """Stripe unavailable (or refusing our key): send again later with the same key.
     `not_sent_for`: the open breaker refused the call (it never left), and lets calls through
-    again in this many seconds: the event is deferred without spending an attempt."""
+    again in this many seconds: the event is deferred without spending an attempt.
+    `key_spent`: Stripe answered a 5xx and holds no refund of ours — it saved that 5xx for the
+    key and would replay it to every retry: the next send goes under a new key."""
 
     error: str
     not_sent_for: float | None = None
+    key_spent: bool = False
+
+
+def _ours_at_stripe(*, refund: Refund, intent_id: str) -> gateway.RefundResult | None:
+    """The refund Stripe made for this row (its metadata carries our id), if any."""
+    for found in gateway.refunds_of_payment_intent(payment_intent_id=intent_id):
+        if found.metadata.get("refund_id") == str(refund.id):
+            return found
+    return None
 
 
 def refund_send(*, refund: Refund) -> gateway.RefundResult | RefundSkipped | RefundRefused | RefundNotNow:
@@ -242,9 +253,21 @@ def refund_send(*, refund: Refund) -> gateway.RefundResult | RefundSkipped | Ref
     try:
         if refund.stripe_refund_id:
             return gateway.refund_retrieve(refund_id=refund.stripe_refund_id)
-        return gateway.refund_create(
-            payment_intent_id=intent_id, amount=refund.amount, idempotency_key=refund.stripe_idempotency_key,
-            metadata={"refund_id": str(refund.id), "reservation_id": str(reservation_id)})
+        try:
+            return gateway.refund_create(
+                payment_intent_id=intent_id, amount=refund.amount, idempotency_key=refund.stripe_idempotency_key,
+                metadata={"refund_id": str(refund.id), "reservation_id": str(reservation_id)})
+        except gateway.StripeUnavailable as exc:
+            if not exc.http_status or exc.http_status < 500:
+                raise
+            # Stripe answered 5xx and saved it for this key. Whether it refunded or not, the
+            # list (consistent) tells: found, it is ours; not found, nothing was refunded and
+            # only a new key can be answered.
+            found = _ours_at_stripe(refund=refund, intent_id=intent_id)
+            if found is not None:
+                return found
+            return RefundNotNow(f"refund: Stripe answered {exc.http_status} and refunded nothing; next send "
+                                "under a new key", key_spent=True)
     except gateway.StripeUnavailable as exc:
         return RefundNotNow(f"refund: Stripe unavailable ({exc})"[:500],
                             not_sent_for=None if exc.reached else exc.retry_after)
@@ -262,6 +285,8 @@ def refund_record_send_result(*, refund: Refund, payment: Payment, reservation: 
     if isinstance(result, RefundNotNow):
         if result.not_sent_for is not None:
             return Verdict.defer(seconds=result.not_sent_for, reason=result.error)
+        if result.key_spent:
+            versioned_update(refund, fields={"stripe_key_generation": refund.stripe_key_generation + 1})
         return Verdict.retry(result.error)
     if isinstance(result, RefundRefused):
         refund_apply_status(refund=refund, payment=payment, reservation=reservation, status=RefundStatus.FAILED,

@@ -10,7 +10,9 @@ class Migration(migrations.Migration):
     dependencies = [
         ("reservations", "0003_onrequestreservation"),
         ("suppliers", "0001_initial"),
-        ("payments", "0003_stripeevent_payment_attempt_key_and_more"),
+        # staff_group.PERMISSIONS names the refunds-needing-attention permissions, which
+        # payments 0004 creates: without this, a plan that runs this migration first fails.
+        ("payments", "0004_refund_lifecycle_and_payment_lookup"),
         ("outbox", "0003_dead_letters"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),

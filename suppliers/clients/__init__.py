@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from suppliers.clients.base import BookingRequest, SupplierAdapter, SupplierOutcome, SupplierResult
+from suppliers.clients.base import (
+    BookingRequest,
+    LookupOutcome,
+    SupplierAdapter,
+    SupplierBooking,
+    SupplierLookup,
+    SupplierOutcome,
+    SupplierResult,
+)
 from suppliers.clients.http import HttpSupplierAdapter
 from suppliers.models import Supplier
 
@@ -17,5 +25,5 @@ def supplier_adapter_for(supplier: Supplier) -> SupplierAdapter:
     return factory(supplier)
 
 
-__all__ = ["ADAPTERS", "BookingRequest", "SupplierAdapter", "SupplierOutcome", "SupplierResult",
-           "supplier_adapter_for"]
+__all__ = ["ADAPTERS", "BookingRequest", "LookupOutcome", "SupplierAdapter", "SupplierBooking", "SupplierLookup",
+           "SupplierOutcome", "SupplierResult", "supplier_adapter_for"]

@@ -69,12 +69,58 @@ class SupplierResult:
         return ""
 
 
+class LookupOutcome(enum.StrEnum):
+    FOUND = "found"
+    NOT_FOUND = "not_found"  # the supplier does not know the booking (404), or none carries the reference
+    UNAVAILABLE = "unavailable"  # 5xx, 429, timeout, connection error, breaker open: ask again later
+    FAILED = "failed"  # any other answer: a person must look
+
+
+# Supplier booking statuses (api.md); a booking in one of LIVE_BOOKING_STATUSES holds a place.
+LIVE_BOOKING_STATUSES = frozenset({"CONFIRMED", "ON_REQUEST"})
+
+
+@dataclass(frozen=True)
+class SupplierBooking:
+    """One booking as the supplier's ledger shows it (api.md `GET /bookings/{id}`)."""
+
+    booking_id: str
+    reference: str  # our reservation code
+    status: str  # CONFIRMED, ON_REQUEST, CANCELLED
+    confirmation_code: str = ""
+
+    @property
+    def live(self) -> bool:
+        return self.status in LIVE_BOOKING_STATUSES
+
+
+@dataclass(frozen=True)
+class SupplierLookup:
+    """What one read of the supplier's ledger returned (reconciliation, H1)."""
+
+    outcome: LookupOutcome
+    operation: str  # booking_get, bookings_for_reference
+    bookings: tuple[SupplierBooking, ...] = ()
+    http_status: int | None = None
+    error_code: str = ""
+    duration_ms: int = 0
+    call_made: bool = True  # False when the breaker was open
+
+
 class SupplierAdapter(abc.ABC):
-    """What the booking flow needs from a supplier. Implementations never raise for a
-    supplier-side failure: they classify it."""
+    """What the booking flow and reconciliation need from a supplier. Implementations never
+    raise for a supplier-side failure: they classify it."""
 
     @abc.abstractmethod
     def book(self, *, booking: BookingRequest, idempotency_key: str) -> SupplierResult: ...
 
     @abc.abstractmethod
     def cancel(self, *, booking_id: str, idempotency_key: str) -> SupplierResult: ...
+
+    @abc.abstractmethod
+    def booking_get(self, *, booking_id: str) -> SupplierLookup:
+        """One booking by the supplier's id (FOUND with one booking, or NOT_FOUND)."""
+
+    @abc.abstractmethod
+    def bookings_for_reference(self, *, reference: str) -> SupplierLookup:
+        """Every booking the supplier holds under our reference, cancelled ones included."""

@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import pybreaker
 import requests
@@ -20,16 +20,20 @@ from suppliers.clients.base import (
     BREAKER_OPEN,
     ENDPOINT_REFUSED,
     BookingRequest,
+    LookupOutcome,
     SupplierAdapter,
+    SupplierBooking,
+    SupplierLookup,
     SupplierOutcome,
     SupplierResult,
 )
 from suppliers.clients.endpoint import EndpointRefused, connection_problem, host_allowed, supplier_session
-from suppliers.metrics import observe_supplier_call
+from suppliers.metrics import observe_supplier_call, observe_supplier_lookup
 from suppliers.models import Supplier
 
 logger = logging.getLogger("reserve.suppliers")
 
+T = TypeVar("T")
 REDACTED = "***"
 _local = threading.local()
 
@@ -47,9 +51,10 @@ def _session(url: str) -> requests.Session:
 
 
 class _SupplierUnavailable(Exception):
-    """Raised inside the breaker for retryable answers, so that only they count as failures."""
+    """Raised inside the breaker for retryable answers (a SupplierResult or a SupplierLookup), so
+    that only they count as failures."""
 
-    def __init__(self, result: SupplierResult) -> None:
+    def __init__(self, result: SupplierResult | SupplierLookup) -> None:
         super().__init__(result.error_code)
         self.result = result
 
@@ -82,6 +87,12 @@ class HttpSupplierAdapter(SupplierAdapter):
     def cancel(self, *, booking_id: str, idempotency_key: str) -> SupplierResult:
         return self._call("cancel", "DELETE", f"/bookings/{requests.utils.quote(booking_id, safe='')}",
                           key=idempotency_key, body=None, classify=self._classify_cancel)
+
+    def booking_get(self, *, booking_id: str) -> SupplierLookup:
+        return self._lookup("booking_get", f"/bookings/{requests.utils.quote(booking_id, safe='')}", params=None)
+
+    def bookings_for_reference(self, *, reference: str) -> SupplierLookup:
+        return self._lookup("bookings_for_reference", "/bookings", params={"reference": reference})
 
     # --- mechanics ---------------------------------------------------------------------------
 
@@ -143,21 +154,59 @@ class HttpSupplierAdapter(SupplierAdapter):
                 raise _SupplierUnavailable(result)
             return result
 
+        result = self._through_breaker(attempt, lambda breaker: SupplierResult(
+            outcome=SupplierOutcome.RETRYABLE, error_code=BREAKER_OPEN, call_made=False,
+            retry_after_seconds=breaker.retry_after_seconds(), **base))
+        observe_supplier_call(supplier=self.supplier.slug, result=result)
+        return result
+
+    def _through_breaker(self, attempt: Callable[[], T], refused: Callable[[Any], T]) -> T:
+        """One call through the supplier's breaker: a retryable answer (raised inside, so that it
+        counts) is returned as it is; a call the open breaker refused never left: `refused(breaker)`."""
         breaker = self._breaker()
         try:
-            result = breaker.call(attempt)
+            return breaker.call(attempt)
         except _SupplierUnavailable as exc:
-            result = exc.result
+            return exc.result  # type: ignore[return-value]
         except pybreaker.CircuitBreakerError as exc:
             # Either the breaker was open (no call made) or this very failure tripped it.
             cause = exc.__context__
-            if isinstance(cause, _SupplierUnavailable):
-                result = cause.result
-            else:
-                result = SupplierResult(outcome=SupplierOutcome.RETRYABLE, error_code=BREAKER_OPEN, call_made=False,
-                                        retry_after_seconds=breaker.retry_after_seconds(), **base)
-        observe_supplier_call(supplier=self.supplier.slug, result=result)
-        return result
+            return cause.result if isinstance(cause, _SupplierUnavailable) else refused(breaker)  # type: ignore[return-value]
+
+    def _lookup(self, operation: str, path: str, *, params: dict[str, str] | None) -> SupplierLookup:
+        """A GET of the supplier's ledger: same timeouts and breaker as the booking calls (a
+        supplier that is down for reconciliation is down for bookings too)."""
+        url = self.base_url + path
+        refused = connection_problem(url)
+        if refused:  # the key stays here, as for booking calls
+            logger.warning("supplier endpoint refused", extra={"supplier": self.supplier.slug, "reason": refused})
+            return SupplierLookup(outcome=LookupOutcome.FAILED, operation=operation, error_code=ENDPOINT_REFUSED,
+                                  call_made=False)
+
+        def attempt() -> SupplierLookup:
+            started = time.monotonic()
+            try:
+                response = _session(url).get(url, params=params, timeout=self._timeouts(), allow_redirects=False,
+                                             headers={"Authorization": f"Bearer {self.supplier.api_key}"})
+            except EndpointRefused:
+                logger.warning("supplier endpoint refused", extra={"supplier": self.supplier.slug,
+                                                                   "reason": "internal address"})
+                return SupplierLookup(outcome=LookupOutcome.FAILED, operation=operation,
+                                      error_code=ENDPOINT_REFUSED, call_made=False, duration_ms=_ms(started))
+            except requests.RequestException as exc:
+                code = ("connect_timeout" if isinstance(exc, requests.ConnectTimeout) else
+                        "read_timeout" if isinstance(exc, requests.Timeout) else "connection_error")
+                raise _SupplierUnavailable(SupplierLookup(outcome=LookupOutcome.UNAVAILABLE, operation=operation,
+                                                          error_code=code, duration_ms=_ms(started))) from exc
+            lookup = _classify_lookup(operation, response.status_code, _json_or_text(response), _ms(started))
+            if lookup.outcome is LookupOutcome.UNAVAILABLE:
+                raise _SupplierUnavailable(lookup)
+            return lookup
+
+        lookup = self._through_breaker(attempt, lambda breaker: SupplierLookup(
+            outcome=LookupOutcome.UNAVAILABLE, operation=operation, error_code=BREAKER_OPEN, call_made=False))
+        observe_supplier_lookup(supplier=self.supplier.slug, lookup=lookup)
+        return lookup
 
     @staticmethod
     def _classify_book(status: int, payload: Any) -> tuple[SupplierOutcome, str]:
@@ -183,6 +232,32 @@ class HttpSupplierAdapter(SupplierAdapter):
             return SupplierOutcome.RETRYABLE, f"http_{status}"
         body = payload if isinstance(payload, dict) else {}
         return SupplierOutcome.PERMANENT, str(body.get("error") or f"http_{status}")[:64]
+
+
+def _booking_from(data: Any) -> SupplierBooking | None:
+    if not isinstance(data, dict) or not data.get("booking_id") or not data.get("status"):
+        return None
+    return SupplierBooking(booking_id=str(data["booking_id"]), reference=str(data.get("reference") or ""),
+                           status=str(data["status"]), confirmation_code=str(data.get("confirmation_code") or ""))
+
+
+def _classify_lookup(operation: str, status: int, payload: Any, duration_ms: int) -> SupplierLookup:
+    def answer(outcome: LookupOutcome, bookings: tuple[SupplierBooking, ...] = (), code: str = "") -> SupplierLookup:
+        return SupplierLookup(outcome=outcome, operation=operation, bookings=bookings, http_status=status,
+                              error_code=code, duration_ms=duration_ms)
+
+    if status == 429 or status >= 500:
+        return answer(LookupOutcome.UNAVAILABLE, code=f"http_{status}")
+    if status == 404 and operation == "booking_get":
+        return answer(LookupOutcome.NOT_FOUND)
+    if status != 200:
+        return answer(LookupOutcome.FAILED, code=f"http_{status}")
+    items = payload.get("bookings") if operation == "bookings_for_reference" and isinstance(payload, dict) \
+        else [payload]
+    bookings = tuple(_booking_from(item) for item in items) if isinstance(items, list) else (None,)
+    if any(b is None for b in bookings):
+        return answer(LookupOutcome.FAILED, code="unexpected_response")
+    return answer(LookupOutcome.FOUND if bookings else LookupOutcome.NOT_FOUND, bookings=bookings)  # type: ignore[arg-type]
 
 
 def _ms(started: float) -> int:

@@ -26,6 +26,7 @@ DAILY_PAGES = [
     "admin:suppliers_supplierrequest_changelist",
     "admin:suppliers_supplier_changelist",
     "admin:suppliers_product_changelist",
+    "admin:ledgers_discrepancy_changelist",
 ]
 
 
@@ -42,6 +43,7 @@ def test_the_group_holds_the_least_privileges_of_the_daily_work(db):
         "payments.view_payment", "payments.view_refund", "payments.view_stripeevent", "payments.change_stripeevent",
         "backoffice.view_refundneedingattention", "backoffice.resolve_refund",
         "outbox.view_outboxevent", "outbox.view_deadletter", "outbox.change_deadletter",
+        "ledgers.view_discrepancy", "ledgers.resolve_discrepancy", "ledgers.view_ledgerreconcilerun",
     }
 
 

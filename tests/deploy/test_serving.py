@@ -36,7 +36,8 @@ def test_ready_reports_every_schedule_after_migrate_alone(deployment):
     assert anonymous.status_code == response.status_code == 200, response.text
     assert anonymous.json() == {"status": "ok"}  # the details are for operators
     schedules = response.json()["checks"]["schedules"]
-    assert set(schedules) == {"outbox drain", "reservation expiry", "payments reconcile", "idempotency keys purge"}
+    assert set(schedules) == {"outbox drain", "reservation expiry", "payments reconcile", "idempotency keys purge",
+                              "ledgers reconcile"}
     assert all(s["status"] == "ok" for s in schedules.values())
 
 

@@ -40,6 +40,7 @@ def test_each_app_registers_its_schedules():
         "idempotency keys purge": "common.idempotency.idempotency_keys_purge",
         "reservation expiry": "reservations.expiry.reservations_expire_due",
         "payments reconcile": "payments.services.payments_reconcile",
+        "ledgers reconcile": "ledgers.services.ledgers_reconcile_scheduled",
     }
 
 

@@ -165,6 +165,23 @@ def test_another_key_after_a_create_that_never_executed_closes_it_and_pays(
 
 
 @pytest.mark.django_db
+def test_search_finding_nothing_closes_an_attempt_only_once_search_has_settled(
+        api, reservation, visa, stripe_local, strict_stripe, settings, fast_timeouts):
+    """STRIPE_SEARCH_SETTLED_SECONDS: Stripe's search lags, so "no intent found" closes an attempt
+    only once it is that old; until then another key is told to wait."""
+    strict_stripe.fail_with = (500, "api_error", "")
+    assert pay(api, reservation, key=new_key(), payment_method=visa).status_code == 503
+    strict_stripe.fail_with = None
+
+    waiting = pay(api, reservation, key=new_key(), payment_method=visa)
+    settings.STRIPE_SEARCH_SETTLED_SECONDS = 0
+    settled = pay(api, reservation, key=new_key(), payment_method=visa)
+
+    assert (waiting.status_code, waiting.json()["code"]) == (409, "payment_in_progress")
+    assert settled.status_code == 200, settled.content
+
+
+@pytest.mark.django_db
 def test_a_create_that_executed_behind_a_500_is_found_by_search(
         api, reservation, visa, stripe_local, strict_stripe, settings, fast_timeouts):
     strict_stripe.fail_after_executing = True  # charged, but the answer (saved for the key) is a 500

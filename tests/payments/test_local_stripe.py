@@ -91,7 +91,48 @@ def test_search_by_metadata(stripe_local):
     assert [pi.id for pi in found.data] == [intent.id]
 
 
+def test_search_sees_intents_created_after_an_earlier_search_and_their_current_status(stripe_local):
+    admin = stripe_admin(stripe_local)
+    query = {"query": "metadata['payment_id']:'later-1'"}
+    assert admin.v1.payment_intents.search(params=query).data == []
+    intent = _create(admin, metadata={"payment_id": "later-1"}, confirm=False)
+    admin.v1.payment_intents.cancel(intent.id)
+
+    [found] = admin.v1.payment_intents.search(params=query).data
+
+    assert (found.id, found.status) == (intent.id, "canceled")
+
+
 def test_a_wrong_key_is_401(stripe_local, strict_stripe):
     strict_stripe.expected_key = "sk_test_right"
     with pytest.raises(stripe.AuthenticationError):
         _create(stripe_admin(stripe_local))
+
+
+def test_the_control_port_switches_fault_modes_of_a_running_stand_in(localstripe):
+    import requests
+
+    from payments.local_stripe import StrictStripe, serve_control
+    from tests.support.servers import free_port
+
+    stand_in = StrictStripe(localstripe)
+    port = free_port()
+    control = serve_control(stand_in, host="127.0.0.1", port=port)
+    url = f"http://127.0.0.1:{port}/_control"
+    admin = stripe.StripeClient("sk_test_x", base_addresses={"api": stand_in.url}, max_network_retries=0)
+    try:
+        assert requests.post(url, json={"down": True}, timeout=5).json()["down"] is True
+        with pytest.raises(stripe.APIConnectionError):
+            _create(admin)
+        requests.post(url, json={"down": False, "fail_with": [500, "api_error", ""]}, timeout=5)
+        with pytest.raises(stripe.APIError) as failed:
+            _create(admin)
+        state = requests.post(url, json={"reset": True}, timeout=5).json()
+
+        assert failed.value.http_status == 500
+        assert (state["down"], state["fail_with"], state["delay_seconds"]) == (False, None, 0.0)
+        assert _create(admin).status == "succeeded"
+        assert requests.post(url, data=b"[1]", timeout=5).status_code == 400
+    finally:
+        control.shutdown()
+        stand_in.stop()

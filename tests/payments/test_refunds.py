@@ -18,7 +18,7 @@ from payments.exceptions import RefundExceedsCaptured, RefundNotAllowed
 from payments.models import Payment, PaymentStatus, RefundMethod, RefundResolution, RefundStatus
 from payments.services import payment_refund, payments_reconcile, refund_record_external, refund_retry
 from payments.services.locks import payment_lock_with_reservation
-from payments.services.refunds import refund_record, refunds_needing_attention
+from payments.services.refunds import _refund_decide, refund_record, refunds_needing_attention
 from tests.payments.conftest import new_key, pay, stripe_admin
 from tests.support.outbox import drain_all
 from tests.support.servers import closed_port
@@ -254,3 +254,59 @@ def test_a_refund_refused_by_the_open_breaker_is_deferred_without_spending_an_at
     drain_all()
     refund.refresh_from_db()
     assert refund.status == RefundStatus.SUCCEEDED
+
+
+def test_a_refund_whose_first_send_got_a_stripe_500_is_refunded_once_stripe_is_back(paid, strict_stripe, stripe_local):
+    """Stripe saves a 500 for its idempotency key and replays it to every retry with that key:
+    resending under the refund's one key could never succeed. Once Stripe answers again, the
+    refund is looked up (none carries our id: the 500 refunded nothing) and sent under a new key."""
+    strict_stripe.fail_with, strict_stripe.fail_count = (500, "api_error", ""), 1
+    refund = payment_refund(payment=paid, amount=None, reason="cancelled", actor="customer", idempotency_key="r-500")
+    assert refund.status == RefundStatus.PENDING
+
+    drain_all()
+
+    refund.refresh_from_db()
+    paid.refresh_from_db()
+    assert (refund.status, paid.status) == (RefundStatus.SUCCEEDED, PaymentStatus.REFUNDED)
+    assert _stripe_refunded(stripe_local, paid) == paid.amount
+    keys = [s.idempotency_key for s in strict_stripe.seen("POST", "/v1/refunds")]
+    assert keys[0] == f"refund:{refund.id}"
+    assert keys[-1] != keys[0]
+
+
+def test_a_refund_stripe_executed_before_answering_500_is_found_not_sent_twice(paid, strict_stripe, stripe_local):
+    strict_stripe.fail_after_executing = True
+    refund = payment_refund(payment=paid, amount=None, reason="cancelled", actor="customer", idempotency_key="r-exec")
+    strict_stripe.fail_after_executing = False
+
+    drain_all()
+
+    refund.refresh_from_db()
+    assert refund.status == RefundStatus.SUCCEEDED
+    assert refund.stripe_refund_id
+    refunds = stripe_admin(stripe_local).v1.refunds.list(params={"payment_intent": paid.stripe_payment_intent_id})
+    assert [r.id for r in refunds.data] == [refund.stripe_refund_id]  # one refund, found, not sent again
+
+
+def test_the_reconciler_moves_a_refund_off_a_key_stripe_spent_on_a_500(paid, strict_stripe, stripe_local):
+    """A refund whose key Stripe spent on a 500 (its event gave up meanwhile): the reconciler,
+    not stopped by it, gives the refund a new key, and its next look refunds."""
+    refund = _refund_decide(payment_id=paid.pk, amount=None, reason="x", actor="system", idempotency_key="spent")
+    strict_stripe.fail_with, strict_stripe.fail_count = (500, "api_error", ""), 1
+    with pytest.raises(gateway.StripeUnavailable):  # the send that Stripe answered 500 (saved for the key)
+        gateway.refund_create(payment_intent_id=paid.stripe_payment_intent_id, amount=refund.amount,
+                              metadata={"refund_id": str(refund.id), "reservation_id": str(paid.reservation_id)},
+                              idempotency_key=refund.stripe_idempotency_key)
+    OutboxEvent.objects.filter(topic="payment.refund").update(status="DEAD")
+    type(refund).objects.filter(pk=refund.pk).update(updated_at=timezone.now() - dt.timedelta(hours=1))
+
+    first = payments_reconcile()
+    type(refund).objects.filter(pk=refund.pk).update(next_check_at=None,
+                                                      updated_at=timezone.now() - dt.timedelta(hours=1))
+    payments_reconcile()
+
+    refund.refresh_from_db()
+    assert first["stopped"] == ""
+    assert (refund.status, refund.stripe_key_generation) == (RefundStatus.SUCCEEDED, 1)
+    assert _stripe_refunded(stripe_local, paid) == paid.amount

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from suppliers.clients import BookingRequest, SupplierOutcome, supplier_adapter_for
+from suppliers.clients import BookingRequest, LookupOutcome, SupplierBooking, SupplierOutcome, supplier_adapter_for
 from tests.support.servers import closed_port
 
 pytestmark = pytest.mark.django_db
@@ -100,3 +100,43 @@ def test_cancel_is_idempotent_and_404_means_already_cancelled(fake_supplier, sup
     assert [first.http_status, again.http_status, unknown.http_status] == [200, 404, 404]
     assert {first.outcome, again.outcome, unknown.outcome} == {SupplierOutcome.CANCELLED}
     assert fake_supplier.bookings()[0]["status"] == "CANCELLED"
+
+
+# --- lookups (reconciliation, H1) ---------------------------------------------------------------
+
+def test_lookups_read_the_suppliers_ledger_by_id_and_by_reference(fake_supplier, supplier):
+    booked = _book(supplier)
+    adapter = supplier_adapter_for(supplier)
+
+    by_id = adapter.booking_get(booking_id=booked.booking_id)
+    by_reference = adapter.bookings_for_reference(reference="R-TEST01")
+    missing = adapter.booking_get(booking_id="bk_missing")
+    nothing = adapter.bookings_for_reference(reference="R-NONE")
+
+    expected = SupplierBooking(booking_id=booked.booking_id, reference="R-TEST01", status="CONFIRMED",
+                               confirmation_code=booked.confirmation_code)
+    assert (by_id.outcome, by_id.bookings) == (LookupOutcome.FOUND, (expected,))
+    assert (by_reference.outcome, by_reference.bookings) == (LookupOutcome.FOUND, (expected,))
+    assert (missing.outcome, missing.http_status) == (LookupOutcome.NOT_FOUND, 404)
+    assert (nothing.outcome, nothing.bookings) == (LookupOutcome.NOT_FOUND, ())
+    assert fake_supplier.state()["auth_failures"] == 0  # the key was sent
+
+
+def test_a_supplier_down_for_lookups_is_unavailable_and_opens_the_breaker(fake_supplier, supplier, settings):
+    settings.SUPPLIER_BREAKER_FAIL_MAX = 2
+    fake_supplier.control(override="fail")
+    adapter = supplier_adapter_for(supplier)
+
+    lookups = [adapter.bookings_for_reference(reference=f"R-{i}") for i in range(3)]
+
+    assert [lk.outcome for lk in lookups] == [LookupOutcome.UNAVAILABLE] * 3
+    assert [lk.error_code for lk in lookups] == ["http_503", "http_503", "breaker_open"]
+    assert [lk.call_made for lk in lookups] == [True, True, False]
+
+
+def test_a_lookup_of_an_unreachable_supplier_is_unavailable(fake_supplier, supplier):
+    supplier.base_url = f"http://127.0.0.1:{closed_port()}"
+
+    lookup = supplier_adapter_for(supplier).booking_get(booking_id="bk_1")
+
+    assert (lookup.outcome, lookup.error_code) == (LookupOutcome.UNAVAILABLE, "connection_error")

@@ -5,13 +5,19 @@ supplier over real HTTP (its `slow` mode books, then answers after the caller ga
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
+from outbox.delivery import outbox_claim_due
 from outbox.models import DeadLetter, DeadLetterStatus, OutboxEvent, OutboxStatus
 from outbox.services import outbox_enqueue
 from reservations.models import ReservationStatus, SupplierStatus
+from reservations.services import reservation_get_locked, reservation_transition
 from suppliers.booking import CancelAttempt, Skipped, SupplierBookHandler, SupplierCancelHandler
+from suppliers.clients import BookingRequest
 from suppliers.clients.http import HttpSupplierAdapter
 from suppliers.models import SupplierRequest
 from tests.factories import ReservationFactory
@@ -124,3 +130,28 @@ def test_only_a_book_call_that_may_have_reached_the_supplier_is_asked_again(
     else:
         assert result == Skipped("no supplier booking to cancel")
         assert fake_supplier.post_count() == posts
+
+
+def test_a_booking_made_by_a_worker_killed_before_its_audit_is_cancelled_with_the_reservation(
+        product, fake_supplier, settings):
+    """The worker called the supplier (which booked) and died before writing the audit row. The
+    customer cancels meanwhile. The expired lease is the evidence that a call may have been made:
+    the takeover asks again with the booking's key, learns the booking, and cancels it."""
+    reservation = paid_reservation(product)
+    [claimed] = outbox_claim_due(worker="doomed", limit=1)
+    booking = BookingRequest(reference=reservation.code, product_code=product.code,
+                             date=reservation.date.isoformat(), quantity=1, guest_name="Ada")
+    booked = HttpSupplierAdapter(product.supplier).book(booking=booking,
+                                                        idempotency_key=f"reservation:{reservation.id}:book")
+    assert booked.booking_id  # the dead worker's call: the supplier booked, no audit row was written
+    with transaction.atomic():
+        reservation_transition(reservation=reservation_get_locked(reservation_id=reservation.id),
+                               to_status=ReservationStatus.CANCELLED, actor="customer", reason="cancelled")
+    OutboxEvent.objects.filter(pk=claimed.pk).update(locked_until=timezone.now() - dt.timedelta(seconds=1))
+
+    drain_all()
+
+    [booking] = fake_supplier.bookings(reference=reservation.code)
+    reservation.refresh_from_db()
+    assert booking["status"] == "CANCELLED"
+    assert reservation.supplier_status == SupplierStatus.CANCELLED
