@@ -18,6 +18,7 @@ from reservations.api.serializers import (
     ReservationCreateInputSerializer,
     ReservationEventOutputSerializer,
     ReservationOutputSerializer,
+    reservation_body,
 )
 from reservations.models import ReservationStatus
 
@@ -39,7 +40,10 @@ class ReservationListCreateApi(ListAPIView):
 
     @extend_schema(parameters=[OpenApiParameter("status", str, enum=ReservationStatus.values)])
     def get(self, request: Request, *args, **kwargs) -> Response:
-        return super().get(request, *args, **kwargs)
+        # ListAPIView.list, with the bodies written by reservation_body (the serializer_class
+        # above describes them in the schema).
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response([reservation_body(reservation) for reservation in page])
 
     @extend_schema(request=ReservationCreateInputSerializer, responses={201: ReservationOutputSerializer},
                    parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)])
@@ -53,15 +57,15 @@ class ReservationListCreateApi(ListAPIView):
             locale=translation.get_language_from_request(request),
             # B11: a keyed request's answer is stored in the transaction that creates the reservation.
             on_committing=lambda created: idempotency_store_with_effect(
-                Response(ReservationOutputSerializer(created).data, status=status.HTTP_201_CREATED)))
-        return Response(ReservationOutputSerializer(reservation).data, status=status.HTTP_201_CREATED)
+                Response(reservation_body(created), status=status.HTTP_201_CREATED)))
+        return Response(reservation_body(reservation), status=status.HTTP_201_CREATED)
 
 
 class ReservationDetailApi(APIView):
     @extend_schema(responses=ReservationOutputSerializer)
     def get(self, request: Request, reservation_id: str) -> Response:
         reservation = selectors.reservation_get_for_user(user=request.user, reservation_id=reservation_id)
-        return Response(ReservationOutputSerializer(reservation).data)
+        return Response(reservation_body(reservation))
 
 
 class ReservationEventsApi(APIView):
