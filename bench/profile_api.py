@@ -4,7 +4,7 @@ WSGI application directly (no HTTP, no gunicorn) under production settings again
 database, N times per endpoint, and prints: milliseconds per request, SQL statements per
 request, and the top functions by cumulative time (cProfile). Asserts nothing.
 
-    .venv/bin/python bench/profile_api.py [--requests 500] [--top 25] [--only get|list|create|pay]
+    .venv/bin/python bench/profile_api.py [--requests 500] [--top 25] [--only get|list|create|pay|webhook]
 
 --top 0: no profiler, only the times and the statements (PROFILE_SORT=tottime: sort by own time).
 """
@@ -34,8 +34,13 @@ listed = unpaid_reservations(p, 20)
 Payment.objects.bulk_create([Payment(reservation=r, amount=1000, currency="eur", attempt_key="k",
                                      stripe_payment_intent_id="pi_" + uuid.uuid4().hex) for r in listed])
 payable = unpaid_reservations(p, %d)
+hooked = unpaid_reservations(p, %d)
+pays = [Payment(reservation=r, amount=1000, currency="eur", stripe_payment_intent_id="pi_" + uuid.uuid4().hex,
+                attempt_key="k", in_flight_for=r.id) for r in hooked]
+Payment.objects.bulk_create(pays)
 print(json.dumps({"token": token, "product": str(p.id), "read": str(listed[0].id),
-                  "payable": [str(r.id) for r in payable]}))
+                  "payable": [str(r.id) for r in payable],
+                  "hooked": [[x.stripe_payment_intent_id, str(x.reservation_id), str(x.id)] for x in pays]}))
 """
 
 
@@ -62,10 +67,10 @@ def main() -> None:
     standin = subprocess.Popen([PY, str(ROOT / "bench" / "stripe_standin.py"), "--port", str(standin_port),
                                 "--latency-ms", "0"])
     # As deployed (compose.yaml): Redis for the cache (throttles), the breakers and the task broker.
-    env = bench_env(DB, STRIPE_API_BASE=f"http://127.0.0.1:{standin_port}",
+    env = bench_env(DB, STRIPE_API_BASE=f"http://127.0.0.1:{standin_port}", STRIPE_WEBHOOK_SECRET="whsec_bench_all",
                     REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
     prepare_database(env, DB)
-    ids = json.loads(django_shell(env, SETUP % args.requests))
+    ids = json.loads(django_shell(env, SETUP % (args.requests, args.requests)))
     os.environ.update(env)
     import django
 
@@ -93,7 +98,17 @@ def main() -> None:
         "create": lambda i: environ("POST", "/api/v1/reservations/", create_body),
         "pay": lambda i: environ("POST", f"/api/v1/reservations/{next(payable)}/pay/",
                                  json.dumps({"payment_method": "pm_card_visa"}), HTTP_IDEMPOTENCY_KEY=f"prof-{i}"),
+        "webhook": lambda i: webhook_environ(next(hooked)),
     }
+    hooked = iter(ids["hooked"])
+
+    def webhook_environ(hook: list[str]) -> dict:
+        from bench.all import signed_event
+
+        path, body, headers = signed_event(*hook)
+        request = factory.post(path, data=body, content_type="application/json", SERVER_NAME="127.0.0.1",
+                               HTTP_STRIPE_SIGNATURE=headers["Stripe-Signature"])
+        return request.environ
     def call(e: dict, statuses: dict[int, int]) -> None:
         def start_response(status: str, headers: list) -> None:
             code = int(status.split(maxsplit=1)[0])
@@ -104,7 +119,7 @@ def main() -> None:
 
     def profile(name: str, make, n: int) -> None:
         statuses: dict[int, int] = {}
-        if name != "pay":
+        if name not in ("pay", "webhook"):
             for i in range(20):  # warm up (imports, connections)
                 call(make(10_000_000 + i), statuses)
         # (CaptureQueriesContext sees nothing here: request_started clears the query log.)
@@ -150,7 +165,7 @@ def main() -> None:
     try:
         for name, make in scenarios.items():
             if not args.only or name == args.only:
-                profile(name, make, args.requests if name != "pay" else min(args.requests, len(ids["payable"])))
+                profile(name, make, args.requests)
     finally:
         standin.terminate()
 

@@ -206,6 +206,9 @@ SPECTACULAR_SETTINGS = {
 
 # API tokens: how long one lives; then the client logs in again (POST /api/v1/auth/token/).
 API_TOKEN_TTL = dt.timedelta(hours=env.int("API_TOKEN_TTL_HOURS", default=24))
+# Seconds a token found in the database stays in the shared cache (Redis only; 0: never). A
+# revocation or a change of its user removes it at once (common/authentication.py).
+API_TOKEN_CACHE_SECONDS = env.int("API_TOKEN_CACHE_SECONDS", default=300)
 REST_KNOX = {"TOKEN_TTL": API_TOKEN_TTL, "AUTH_HEADER_PREFIX": "Token", "AUTO_REFRESH": False}
 
 # --- Domain --------------------------------------------------------------------------------

@@ -107,13 +107,13 @@ def _pay_begin(*, reservation_id: uuid.UUID | str, payer: Any, payment_method: s
             raise InvalidState("The reservation hold has expired.", extra={"current_status": reservation.status})
         try:
             # The row lock above already serialises payers; the unique guard is what makes a
-            # second in-flight attempt impossible even for code that forgets the lock.
-            with transaction.atomic():
-                payment = Payment.objects.create(
-                    reservation=reservation, amount=reservation.amount, currency=reservation.currency,
-                    payment_method_id=payment_method, attempt_key=attempt_key, in_flight_for=reservation.id,
-                    return_url=return_url,
-                )
+            # second in-flight attempt impossible even for code that forgets the lock. (No
+            # savepoint: after a refusal this transaction only rolls back.)
+            payment = Payment.objects.create(
+                reservation=reservation, amount=reservation.amount, currency=reservation.currency,
+                payment_method_id=payment_method, attempt_key=attempt_key, in_flight_for=reservation.id,
+                return_url=return_url,
+            )
         except IntegrityError as exc:
             raise PaymentInProgress(headers={"Retry-After": str(IN_PROGRESS_RETRY_AFTER)}) from exc
         reservation_record_event(reservation=reservation, actor="customer", reason="payment started",
