@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-import weakref
 from typing import Any
 
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
@@ -46,18 +45,6 @@ class _DegradingThrottle:
             return True
 
 
-_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _redis_client(cache: RedisCache) -> Any:
-    """The cache's Redis client, made once per cache backend: Django makes a new one on every
-    call, and redis-py builds ~170 response callbacks for each (a tenth of a GET's own time)."""
-    client = _clients.get(cache)
-    if client is None:
-        client = _clients[cache] = cache._cache.get_client(write=True)
-    return client
-
-
 def window_hit(cache: BaseCache, key: str, duration: int) -> tuple[int, int]:
     """Count a request in `key`'s window (opened by the first, lasting `duration` seconds).
     Returns (requests in the window so far, seconds until it closes)."""
@@ -65,7 +52,7 @@ def window_hit(cache: BaseCache, key: str, duration: int) -> tuple[int, int]:
         # Django's cache API has no atomic "increment or create with a timeout" (its incr is
         # EXISTS then INCR): the Redis client it holds (with its timeouts) does it in one trip.
         full_key = cache.make_and_validate_key(key)
-        pipe = _redis_client(cache).pipeline()
+        pipe = cache._cache.get_client(full_key, write=True).pipeline()
         pipe.incr(full_key)
         pipe.expire(full_key, duration, nx=True)
         pipe.ttl(full_key)

@@ -71,7 +71,11 @@ class Reservation(models.Model):
     def latest_payment(self) -> models.Model | None:
         """The newest payment attempt (`payments` is the payments app's reverse relation; a
         list of reservations prefetches it, so this costs no query per row)."""
-        return max(self.payments.all(), key=lambda payment: payment.created_at, default=None)
+        # The prefetched list itself when there is one: `self.payments.all()` would build a
+        # manager and a queryset per row just to hand it back.
+        loaded = getattr(self, "_prefetched_objects_cache", {}).get("payments")
+        payments = loaded if loaded is not None else self.payments.all()
+        return max(payments, key=lambda payment: payment.created_at, default=None)
 
     def payments_loaded(self, payments: list[models.Model]) -> None:
         """Record `payments` as this reservation's payments, already read (in the transaction

@@ -142,7 +142,7 @@ def shared_cache(settings, redis_url):
     import uuid
 
     settings.CACHES = {"default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url,
+        "BACKEND": "common.cache.RedisCache", "LOCATION": redis_url,
         "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
         "OPTIONS": {"socket_connect_timeout": settings.CACHE_CONNECT_TIMEOUT_SECONDS,
                     "socket_timeout": settings.CACHE_SOCKET_TIMEOUT_SECONDS}}}

@@ -109,7 +109,7 @@ CACHE_SOCKET_TIMEOUT_SECONDS = env.float("CACHE_SOCKET_TIMEOUT_SECONDS", default
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "common.cache.RedisCache",  # Django's, with one client per pool
             "LOCATION": REDIS_URL,
             "OPTIONS": {
                 "socket_connect_timeout": CACHE_CONNECT_TIMEOUT_SECONDS,
