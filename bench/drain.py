@@ -136,6 +136,19 @@ def profile_delivery(user, product, events: int) -> None:
     from outbox.delivery import outbox_drain_once
 
     new_reservations_with_events(user, product, events)
+    from django.db import connection
+
+    statements: list[str] = []
+
+    def record(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):  # one booking, and the events it leads to
+        outbox_drain_once(limit=1)
+    print(f"[profile] one delivery: {len(statements)} statements")
+    for sql in statements:
+        print(f"    {sql[:140]}")
     profiler = cProfile.Profile()
     started, cpu = time.perf_counter(), time.process_time()
     profiler.enable()

@@ -72,6 +72,10 @@ def main() -> None:
     samples: list[tuple[float, dict[str, float]]] = []
     try:
         with serving_process(env, workers=4, threads=None) as (port, web):
+            # Warm-up: enough connections for every thread of every worker to serve (each opens
+            # its own database connection and caches), so that what follows measures growth.
+            wrk(port, paths=[f"/api/v1/reservations/{ids['read']}/"], headers=auth, connections=96, threads=4,
+                seconds=10)
             started = time.monotonic()
             for n in range(slices):
                 mine = ids["payable"][n * per_slice:(n + 1) * per_slice]
