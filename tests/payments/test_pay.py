@@ -210,3 +210,27 @@ def test_an_invalid_return_url_is_a_400(api, reservation, visa, return_url):
                         format="json", HTTP_IDEMPOTENCY_KEY=new_key())
     assert response.status_code == 400
     assert "return_url" in response.json()["errors"]
+
+
+def test_a_second_capture_beside_a_captured_attempt_is_refunded_not_kept(reservation):
+    """Whatever left a captured attempt beside a still payable reservation, the success of
+    another attempt is never kept: a refund is decided with it (apply reads the reservation's
+    payments that phase 3 locked with it)."""
+    from payments.gateway import IntentResult
+    from payments.models import Refund
+    from payments.services.apply import late_refund_key
+    from payments.services.lookup import payment_apply_intent_now
+    from tests.payments.factories import PaymentFactory
+
+    PaymentFactory(reservation=reservation, status=PaymentStatus.SUCCEEDED)
+    second = PaymentFactory(reservation=reservation, status=PaymentStatus.PENDING)
+
+    outcome = payment_apply_intent_now(
+        payment_id=second.id, actor="stripe",
+        intent=IntentResult(id=second.stripe_payment_intent_id, status="succeeded", amount=second.amount,
+                            currency=second.currency, latest_charge_id=second.stripe_charge_id))
+
+    assert outcome.refund_due
+    reservation.refresh_from_db()
+    assert reservation.status == ReservationStatus.PENDING_PAYMENT
+    assert Refund.objects.filter(payment=second, idempotency_key=late_refund_key(payment_id=second.id)).exists()
