@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from http import HTTPStatus
 from typing import Any
 
@@ -127,8 +128,9 @@ def exception_to_problem(exc: Exception, request: HttpRequest | None) -> HttpRes
         headers: dict[str, str] = {}
         if getattr(exc, "auth_header", None):
             headers["WWW-Authenticate"] = exc.auth_header
-        if getattr(exc, "wait", None):
-            headers["Retry-After"] = "%d" % exc.wait
+        if getattr(exc, "wait", None) is not None:
+            # Rounded up: "0" (a wait under a second) would invite a retry that is refused again.
+            headers["Retry-After"] = "%d" % max(1, math.ceil(exc.wait))
         code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), None)
         if isinstance(exc, drf.ValidationError):
             return problem_response(request, status=400, code=code, detail="The request has invalid fields.",

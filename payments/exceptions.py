@@ -15,6 +15,7 @@ class PaymentDeclined(ApplicationError):
     code = ErrorCode.CARD_DECLINED
     title = "Payment declined"
     default_detail = "The card was declined."
+    open_code = True
 
 
 class PaymentMethodRejected(ApplicationError):
@@ -24,6 +25,7 @@ class PaymentMethodRejected(ApplicationError):
     code = ErrorCode.VALIDATION_ERROR
     title = "Invalid payment method"
     default_detail = "This payment method cannot be used."
+    example_errors = {"payment_method": ["No such PaymentMethod: 'pm_unknown'"]}
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__("The request has invalid fields.",
@@ -50,6 +52,7 @@ class PaymentInProgress(ApplicationError):
     code = ErrorCode.PAYMENT_IN_PROGRESS
     title = "Payment in progress"
     default_detail = "Another payment for this reservation is in progress; retry after Retry-After seconds."
+    sends_retry_after = True
 
     def __init__(self, detail: str | None = None, *, retry_after: int = 2, **kwargs: Any) -> None:
         headers = kwargs.pop("headers", None) or {"Retry-After": str(retry_after)}
