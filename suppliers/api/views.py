@@ -8,7 +8,13 @@ from rest_framework.request import Request
 from common.exceptions import VersionConflict
 from common.permissions import AdminModelPermissions, CatalogReadOrAdminModelPermissions, may_view, staff_actor
 from suppliers import services
-from suppliers.api.serializers import ProductSerializer, SupplierSerializer, VersionSerializer
+from suppliers.api.serializers import (
+    ProductPatchSchemaSerializer,
+    ProductSerializer,
+    SupplierPatchSchemaSerializer,
+    SupplierSerializer,
+    VersionSerializer,
+)
 from suppliers.models import Product, Supplier
 
 
@@ -65,7 +71,8 @@ class SupplierListApi(generics.ListCreateAPIView):
 @extend_schema_view(
     get=extend_schema(summary="Get a supplier", description="Staff with the view or change permission on suppliers."),
     patch=extend_schema(summary="Change a supplier", description="Staff with the change permission on suppliers. "
-                        "A new `base_url` must come with the `api_key` re-entered. " + _VERSIONED),
+                        "A new `base_url` must come with the `api_key` re-entered. " + _VERSIONED,
+                        request=SupplierPatchSchemaSerializer, responses=SupplierSerializer),
 )
 class SupplierDetailApi(_VersionedUpdateMixin, generics.RetrieveUpdateAPIView):
     permission_classes = [AdminModelPermissions]
@@ -91,7 +98,7 @@ class ProductListApi(_ProductQuerysetMixin, generics.ListCreateAPIView):
     get=extend_schema(summary="Get a product", description="Customers may get a product on sale; staff who may "
                       "view products, any product."),
     patch=extend_schema(summary="Change a product", description="Staff with the change permission on products. "
-                        + _VERSIONED),
+                        + _VERSIONED, request=ProductPatchSchemaSerializer, responses=ProductSerializer),
 )
 class ProductDetailApi(_ProductQuerysetMixin, _VersionedUpdateMixin, generics.RetrieveUpdateAPIView):
     permission_classes = [CatalogReadOrAdminModelPermissions]
