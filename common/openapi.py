@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -168,6 +169,7 @@ class ApiAutoSchema(AutoSchema):
             operation["responses"].setdefault(str(status), {}).update(
                 _problem_response(problem_ref, [e for e in errors if e.status == status]))
         for status, response in operation["responses"].items():
+            response["description"] = response.get("description") or HTTPStatus(int(status)).phrase
             response["headers"] = {**response.get("headers", {}),
                                    **_response_headers(int(status), errors, replayable=idempotency is not None)}
         return operation
