@@ -29,7 +29,7 @@ from drf_spectacular.plumbing import ResolvedComponent, get_override
 from rest_framework.permissions import AllowAny, IsAuthenticated
 
 from common.error_codes import ErrorCode
-from common.errors import PROBLEM_CONTENT_TYPE
+from common.errors import PROBLEM_CONTENT_TYPE, VALIDATION_DETAIL
 from common.exceptions import ApplicationError
 from common.idempotency import (
     HEADER as IDEMPOTENCY_HEADER,
@@ -74,14 +74,16 @@ class ErrorDoc:
 
     @classmethod
     def of(cls, exc: type[ApplicationError]) -> ErrorDoc:
-        return cls(status=exc.status_code, code=exc.code, title=exc.title, detail=exc.default_detail,
+        # An error with field messages says so in `detail`, its messages are in `errors` (common/errors.py).
+        detail = VALIDATION_DETAIL if exc.example_errors else exc.default_detail
+        return cls(status=exc.status_code, code=exc.code, title=exc.title, detail=detail,
                    retry_after=exc.sends_retry_after, open_code=exc.open_code, errors=exc.example_errors)
 
 
 # What common answers by itself (common/errors.py maps DRF's and Django's exceptions to these).
 BAD_REQUEST = ErrorDoc(400, ErrorCode.BAD_REQUEST, "Bad Request", "Bad request.")
 MALFORMED = ErrorDoc(400, ErrorCode.MALFORMED_REQUEST, "Bad Request", "The body is not valid JSON.")
-VALIDATION = ErrorDoc(400, ErrorCode.VALIDATION_ERROR, "Bad Request", "The request has invalid fields.",
+VALIDATION = ErrorDoc(400, ErrorCode.VALIDATION_ERROR, "Bad Request", VALIDATION_DETAIL,
                       errors={"field": ["This field is required."]})
 NOT_AUTHENTICATED = ErrorDoc(401, ErrorCode.NOT_AUTHENTICATED, "Unauthorized",
                              "Authentication credentials were not provided.")

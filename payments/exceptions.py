@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from common.error_codes import ErrorCode
+from common.errors import VALIDATION_DETAIL
 from common.exceptions import ApplicationError, InvalidState, ServiceUnavailable
 
 
@@ -28,7 +29,7 @@ class PaymentMethodRejected(ApplicationError):
     example_errors = {"payment_method": ["No such PaymentMethod: 'pm_unknown'"]}
 
     def __init__(self, message: str | None = None) -> None:
-        super().__init__("The request has invalid fields.",
+        super().__init__(VALIDATION_DETAIL,
                          extra={"errors": {"payment_method": [message or self.default_detail]}})
 
 
