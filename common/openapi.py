@@ -102,6 +102,8 @@ INTERNAL = ErrorDoc(500, ErrorCode.INTERNAL_ERROR, "Internal server error", "Int
 DATABASE_UNAVAILABLE = ErrorDoc(503, ErrorCode.DATABASE_UNAVAILABLE, "Service Unavailable",
                                 "The database is temporarily unavailable; retry later.", retry_after=True)
 
+# What `str.isprintable()` (common/idempotency.py) accepts of a header value (read as Latin-1).
+IDEMPOTENCY_KEY_PATTERN = r"^[\x20-\x7E\xA1-\xAC\xAE-\xFF]*$"
 # Statuses a stored idempotent answer cannot have: they are answered before the operation runs.
 _NEVER_REPLAYED = {401, 403, 406, 413, 415, 429}
 _TAGS = (("/api/v1/auth/", "auth"), ("/api/v1/suppliers/", "catalog"), ("/api/v1/products/", "catalog"),
@@ -185,7 +187,8 @@ class ApiAutoSchema(AutoSchema):
         if idempotency is not None:
             parameters.append({
                 "in": "header", "name": IDEMPOTENCY_HEADER, "required": idempotency,
-                "schema": {"type": "string", "maxLength": MAX_KEY_LENGTH, **({"minLength": 1} if idempotency else {})},
+                "schema": {"type": "string", "maxLength": MAX_KEY_LENGTH, "pattern": IDEMPOTENCY_KEY_PATTERN,
+                           **({"minLength": 1} if idempotency else {})},
                 "description": (
                     f"1-{MAX_KEY_LENGTH} printable characters (e.g. a UUID) chosen by you. "
                     + ("Required. " if idempotency else "Optional; empty means none. ")

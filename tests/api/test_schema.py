@@ -51,7 +51,8 @@ def test_pay_requires_an_idempotency_key_of_at_most_255_characters(schema):
     key = header(op(schema, PAY), "Idempotency-Key")
 
     assert key["required"] is True
-    assert key["schema"] == {"type": "string", "maxLength": 255, "minLength": 1}
+    assert key["schema"] == {"type": "string", "maxLength": 255, "minLength": 1,
+                             "pattern": r"^[\x20-\x7E\xA1-\xAC\xAE-\xFF]*$"}
 
 
 def test_pay_lists_its_error_codes_per_status(schema):
