@@ -62,12 +62,15 @@ def django_shell(env: dict[str, str], code: str) -> str:
                           capture_output=True, text=True).stdout.strip().splitlines()[-1]
 
 
-def start_gunicorn(env: dict[str, str], port: int, *, workers: int = 4, threads: int = 1) -> subprocess.Popen:
+def start_gunicorn(env: dict[str, str], port: int, *, workers: int = 4, threads: int | None = 1,
+                   app: str = "config.wsgi", config_file: str | None = None) -> subprocess.Popen:
+    # The web role's gunicorn.conf.py (read from the working directory, unless another config
+    # file is named) with the bench's serving model on top: sync workers, or gthread when
+    # threads > 1; threads=None keeps the config's own model (GUNICORN_WORKER_CLASS/THREADS).
+    model = [] if threads is None else ["-k", "gthread" if threads > 1 else "sync", "--threads", str(threads)]
     proc = subprocess.Popen(
-        # The web role's gunicorn.conf.py (read from the working directory) with the bench's
-        # serving model on top: sync workers, or gthread when threads > 1.
-        [str(Path(PY).parent / "gunicorn"), "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers),
-         "-k", "gthread" if threads > 1 else "sync", "--threads", str(threads), "--log-level", "warning"],
+        [str(Path(PY).parent / "gunicorn"), app, "-b", f"127.0.0.1:{port}", "-w", str(workers), *model,
+         "--log-level", "warning", *(["-c", config_file] if config_file else [])],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -130,15 +133,24 @@ def load(port: int | list[int], make_request: RequestFn, *, clients: int, second
 
 
 @contextmanager
-def serving(env: dict[str, str], *, workers: int = 4, threads: int = 1) -> Iterator[int]:
-    """gunicorn on a free loopback port for the duration of the block; yields the port."""
+def serving_process(env: dict[str, str], *, workers: int = 4, threads: int | None = 1, app: str = "config.wsgi",
+                    config_file: str | None = None) -> Iterator[tuple[int, subprocess.Popen]]:
+    """gunicorn on a free loopback port for the duration of the block; yields (port, master)."""
     port = free_port()
-    server = start_gunicorn(env, port, workers=workers, threads=threads)
+    server = start_gunicorn(env, port, workers=workers, threads=threads, app=app, config_file=config_file)
     try:
-        yield port
+        yield port, server
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@contextmanager
+def serving(env: dict[str, str], *, workers: int = 4, threads: int | None = 1, app: str = "config.wsgi",
+            config_file: str | None = None) -> Iterator[int]:
+    """gunicorn on a free loopback port for the duration of the block; yields the port."""
+    with serving_process(env, workers=workers, threads=threads, app=app, config_file=config_file) as (port, _):
+        yield port
 
 
 def describe(result: dict, unit: str = "req/s") -> str:
@@ -199,8 +211,11 @@ def product(code, capacity=None):
         name=code, unit_amount=1000, currency="eur", daily_capacity=capacity))[0]
 def unpaid_reservations(p, n):
     day = dt.date.today() + dt.timedelta(days=5)
+    # Codes of the bench's own (44 random bits): tens of thousands of the 6-character codes
+    # would collide on the unique column.
     rows = [Reservation(user=u, product=p, date=day, quantity=1, amount=1000, currency="eur", guest_name="B",
-                        guest_email="b@x.io", expires_at=timezone.now() + dt.timedelta(hours=2)) for _ in range(n)]
+                        guest_email="b@x.io", expires_at=timezone.now() + dt.timedelta(hours=2),
+                        code="B" + uuid.uuid4().hex[:11].upper()) for _ in range(n)]
     Reservation.objects.bulk_create(rows, batch_size=1000)
     return rows
 """

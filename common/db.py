@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import OperationalError, connection, models
+from django.db import IntegrityError, OperationalError, connection, models, transaction
 from django.utils import timezone
 
 from common.exceptions import VersionConflict
@@ -19,6 +19,7 @@ from common.metrics import DEADLOCK_RETRIES
 logger = logging.getLogger("reserve.db")
 
 F = TypeVar("F", bound=Callable[..., Any])
+M = TypeVar("M", bound=models.Model)
 
 # MySQL/MariaDB: 1213 deadlock found, 1205 lock wait timeout exceeded,
 # 1020 record has changed since last read (InnoDB snapshot conflict).
@@ -38,6 +39,20 @@ def in_application_transaction() -> bool:
     """True inside an atomic block opened by our code (TestCase's wrapping blocks don't count,
     the same rule Django applies to durable=True)."""
     return bool(connection.atomic_blocks) and not connection.atomic_blocks[-1]._from_testcase
+
+
+def create_unless_conflict(create: Callable[[], M]) -> M | None:
+    """Run `create` (one INSERT); None when a unique constraint refuses it. Outside a
+    transaction the INSERT commits by itself: one round trip, where an atomic block would add
+    four (autocommit off, savepoint, release, commit, autocommit on). Inside one, a savepoint
+    keeps the enclosing transaction usable after the refusal."""
+    try:
+        if connection.in_atomic_block:
+            with transaction.atomic():
+                return create()
+        return create()
+    except IntegrityError:
+        return None
 
 
 def retry_on_deadlock(

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.http import HttpResponse
 from django.urls import Resolver404, resolve
 from django.utils import timezone
@@ -34,7 +34,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from common.db import retry_on_deadlock
+from common.db import create_unless_conflict, retry_on_deadlock
 from common.error_codes import ErrorCode
 from common.errors import exception_to_problem
 from common.exceptions import ApplicationError
@@ -129,16 +129,14 @@ def idempotency_key_claim(*, user: Any, key: str, method: str, path: str, finger
     constraint (user, endpoint, key) decides who is first; a loser locks the winner's row to read it."""
     now = timezone.now()
     endpoint = endpoint or request_endpoint(method=method, path=path)
+    # A new key (the usual case) is one INSERT, committed by itself.
+    record = create_unless_conflict(lambda: IdempotencyKey.objects.create(
+        user=user, endpoint=endpoint, key=key, request_method=method, request_path=path,
+        request_fingerprint=fingerprint, locked_at=now))
+    if record is not None:
+        return IdempotencyClaim(record=record)
     with transaction.atomic(durable=True):
-        try:
-            with transaction.atomic():
-                record = IdempotencyKey.objects.create(
-                    user=user, endpoint=endpoint, key=key, request_method=method, request_path=path,
-                    request_fingerprint=fingerprint, locked_at=now,
-                )
-            return IdempotencyClaim(record=record)
-        except IntegrityError:
-            record = IdempotencyKey.objects.select_for_update().get(user=user, endpoint=endpoint, key=key)
+        record = IdempotencyKey.objects.select_for_update().get(user=user, endpoint=endpoint, key=key)
 
         expired = record.created_at < now - dt.timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
         if expired:

@@ -4,10 +4,14 @@ Q_CLUSTER: max_attempts=1, ack_failures=True)."""
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 import uuid
+from typing import Any
 
 from django.conf import settings
+from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
 from outbox import worker_shutdown
@@ -17,12 +21,26 @@ from outbox.delivery import DrainStats, outbox_claim_due, outbox_deliver, outbox
 DRAIN_SLICE_SECONDS = 1.0
 
 
+_brokers = threading.local()
+
+
+def _broker() -> Any:
+    """This thread's django-q broker. async_task without one makes a new broker per task, and
+    the Redis broker a new connection pool, so a new TCP connection per enqueue (a fifth of a
+    pay's time). One per thread and process: the ORM broker holds the thread's database
+    connection, and a forked child must not share its parent's socket."""
+    held = getattr(_brokers, "held", None)
+    if held is None or held[0] != os.getpid():
+        held = _brokers.held = (os.getpid(), get_broker())
+    return held[1]
+
+
 def enqueue_delivery(event_id: uuid.UUID | str) -> None:
     """Called on commit of the transaction that wrote the event (low latency, C2)."""
     # save=False: a delivery's outcome is on the outbox row; the queue's result table would
     # only grow by one row per event.
     async_task("outbox.tasks.outbox_deliver_event", str(event_id),
-               q_options={"task_name": f"outbox:{event_id}", "save": False})
+               q_options={"task_name": f"outbox:{event_id}", "save": False, "broker": _broker()})
 
 
 def outbox_deliver_event(event_id: str) -> str:

@@ -180,7 +180,18 @@ class _TrackingRequestsClient(stripe.RequestsClient):
     for the current thread, whether *any* attempt may have been executed by Stripe (B8: an
     attempt that never reached Stripe is closed at once, one that may have is looked up)."""
 
+    def __init__(self, *, api_base: str, **kwargs: Any) -> None:
+        # requests reads the proxy variables (and scans the whole environment) again on every
+        # call, a tenth of a pay's own CPU: they are read once here, for Stripe's address, and
+        # each thread's session stops looking (trust_env). HTTPS_PROXY / NO_PROXY still apply.
+        proxies = {k: v for k, v in requests.utils.get_environ_proxies(api_base).items() if k in ("http", "https")}
+        super().__init__(proxy=proxies or None, **kwargs)
+
     def request(self, method: str, url: str, headers: Any, post_data: Any = None) -> Any:
+        if getattr(self._thread_local, "session", None) is None:
+            session = requests.Session()
+            session.trust_env = False
+            self._thread_local.session = session
         try:
             content, status, response_headers = super().request(method, url, headers, post_data)
         except stripe.APIConnectionError as exc:
@@ -210,7 +221,7 @@ def _client(api_key: str, api_base: str, api_version: str, timeout: float, max_r
         api_key,
         stripe_version=api_version,
         base_addresses={"api": api_base},
-        http_client=_TrackingRequestsClient(timeout=(connect_timeout, timeout)),
+        http_client=_TrackingRequestsClient(api_base=api_base, timeout=(connect_timeout, timeout)),
         max_network_retries=_retry_budget(timeout, connect_timeout, max_retries),
     )
 

@@ -71,7 +71,21 @@ class Reservation(models.Model):
     def latest_payment(self) -> models.Model | None:
         """The newest payment attempt (`payments` is the payments app's reverse relation; a
         list of reservations prefetches it, so this costs no query per row)."""
-        return max(self.payments.all(), key=lambda payment: payment.created_at, default=None)
+        # The prefetched list itself when there is one: `self.payments.all()` would build a
+        # manager and a queryset per row just to hand it back.
+        loaded = getattr(self, "_prefetched_objects_cache", {}).get("payments")
+        payments = loaded if loaded is not None else self.payments.all()
+        return max(payments, key=lambda payment: payment.created_at, default=None)
+
+    def payments_loaded(self, payments: list[models.Model]) -> None:
+        """Record `payments` as this reservation's payments, already read (in the transaction
+        that locked them, or none for a reservation just created), so that `latest_payment`
+        and the answer's body cost no query. Stored as Django's prefetch_related stores it; a
+        filter on `payments` still asks the database."""
+        queryset = self.payments.all()
+        queryset._result_cache = list(payments)
+        queryset._prefetch_done = True
+        self._prefetched_objects_cache = {**getattr(self, "_prefetched_objects_cache", {}), "payments": queryset}
 
 
 class ReservationEvent(models.Model):

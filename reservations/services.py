@@ -239,6 +239,7 @@ def reservation_create(
             guest_name=guest_name, guest_email=guest_email, locale=locale, holds_capacity=holds,
             expires_at=timezone.now() + dt.timedelta(minutes=settings.RESERVATION_HOLD_MINUTES),
         )
+        reservation.payments_loaded([])  # a new reservation has none
         reservation_record_event(
             reservation=reservation, from_status="", to_status=reservation.status, actor="customer",
             reason="created", data={"quantity": quantity, "amount": reservation.amount},

@@ -137,6 +137,19 @@ def redis_url() -> str:
 
 
 @pytest.fixture
+def shared_cache(settings, redis_url):
+    """The deployed cache: Redis (the suite's), with keys of this test's own."""
+    import uuid
+
+    settings.CACHES = {"default": {
+        "BACKEND": "common.cache.RedisCache", "LOCATION": redis_url,
+        "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+        "OPTIONS": {"socket_connect_timeout": settings.CACHE_CONNECT_TIMEOUT_SECONDS,
+                    "socket_timeout": settings.CACHE_SOCKET_TIMEOUT_SECONDS}}}
+    return redis_url
+
+
+@pytest.fixture
 def own_redis(tmp_path):
     """A private redis-server on a free port, which the test may stop or pause."""
     from tests.support.redis_server import private_redis

@@ -109,7 +109,7 @@ CACHE_SOCKET_TIMEOUT_SECONDS = env.float("CACHE_SOCKET_TIMEOUT_SECONDS", default
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "common.cache.RedisCache",  # Django's, with one client per pool
             "LOCATION": REDIS_URL,
             "OPTIONS": {
                 "socket_connect_timeout": CACHE_CONNECT_TIMEOUT_SECONDS,
@@ -207,6 +207,9 @@ SPECTACULAR_SETTINGS = {
 
 # API tokens: how long one lives; then the client logs in again (POST /api/v1/auth/token/).
 API_TOKEN_TTL = dt.timedelta(hours=env.int("API_TOKEN_TTL_HOURS", default=24))
+# Seconds a token found in the database stays in the shared cache (Redis only; 0: never). A
+# revocation or a change of its user removes it at once (common/authentication.py).
+API_TOKEN_CACHE_SECONDS = env.int("API_TOKEN_CACHE_SECONDS", default=300)
 REST_KNOX = {"TOKEN_TTL": API_TOKEN_TTL, "AUTH_HEADER_PREFIX": "Token", "AUTO_REFRESH": False}
 
 # --- Domain --------------------------------------------------------------------------------

@@ -21,6 +21,14 @@ class CancelInputSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, max_length=500, allow_blank=True)
 
 
+def _shown_while_action_required(payment: Payment) -> tuple[str | None, dict | None]:
+    # Only useful (and only shown) while the customer must act, e.g. 3-D Secure: the client
+    # secret, and Stripe's next action (e.g. a redirect to the bank with the return_url).
+    if payment.status != PaymentStatus.REQUIRES_ACTION:
+        return None, None
+    return payment.client_secret or None, payment.next_action
+
+
 class PaymentOutputSerializer(serializers.ModelSerializer):
     client_secret = serializers.SerializerMethodField()
     next_action = serializers.SerializerMethodField()
@@ -31,9 +39,19 @@ class PaymentOutputSerializer(serializers.ModelSerializer):
                   "refunded_amount", "failure_code", "failure_message"]
 
     def get_client_secret(self, payment: Payment) -> str | None:
-        # Only useful (and only shown) while the customer must act, e.g. 3-D Secure.
-        return payment.client_secret or None if payment.status == PaymentStatus.REQUIRES_ACTION else None
+        return _shown_while_action_required(payment)[0]
 
     def get_next_action(self, payment: Payment) -> dict | None:
-        # Stripe's next action (e.g. a redirect to the bank with the customer's return_url).
-        return payment.next_action if payment.status == PaymentStatus.REQUIRES_ACTION else None
+        return _shown_while_action_required(payment)[1]
+
+
+def payment_body(payment: Payment | None) -> dict | None:
+    """`PaymentOutputSerializer(payment).data`, written out (see reservations.api.serializers
+    .reservation_body: the same reason, and the same equality test)."""
+    if payment is None:
+        return None
+    client_secret, next_action = _shown_while_action_required(payment)
+    return {"id": str(payment.id), "status": payment.status, "amount": payment.amount, "currency": payment.currency,
+            "stripe_payment_intent_id": payment.stripe_payment_intent_id, "client_secret": client_secret,
+            "next_action": next_action, "refunded_amount": payment.refunded_amount,
+            "failure_code": payment.failure_code, "failure_message": payment.failure_message}

@@ -19,7 +19,7 @@ from payments.exceptions import (
     PaymentProviderUnavailable,
 )
 from payments.services import PayOutcome, reservation_cancel, reservation_pay
-from reservations.api.serializers import ReservationOutputSerializer
+from reservations.api.serializers import ReservationOutputSerializer, reservation_body
 from reservations.selectors import reservation_get_for_user
 
 
@@ -49,7 +49,14 @@ class ReservationPayApi(APIView):
     def post(self, request: Request, reservation_id: str) -> Response:
         data = PayInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        reservation = reservation_get_for_user(user=request.user, reservation_id=reservation_id)
+        written: list = [None, None]  # (reservation, its body)
+
+        def body(outcome: PayOutcome) -> dict:
+            # Written once: stored as the idempotent answer, then returned (again if a deadlock
+            # retry applied the outcome to another copy of the reservation).
+            if written[0] is not outcome.reservation:
+                written[:] = [outcome.reservation, reservation_body(outcome.reservation)]
+            return written[1]
 
         def store_answer(outcome: PayOutcome) -> None:
             # B11: the answer is stored in the transaction that commits the outcome.
@@ -59,13 +66,15 @@ class ReservationPayApi(APIView):
                     PaymentDeclined(payment.failure_message or None, code=payment.failure_code or "card_declined"),
                     request))
             else:
-                idempotency_store_with_effect(Response(ReservationOutputSerializer(outcome.reservation).data,
-                                                       status=outcome.http_status))
+                idempotency_store_with_effect(Response(body(outcome), status=outcome.http_status))
 
-        outcome = reservation_pay(reservation_id=reservation.id, payment_method=data.validated_data["payment_method"],
+        # The reservation is looked up (and its owner checked: 404 for anyone else's) under its
+        # row lock in the pay's first transaction.
+        outcome = reservation_pay(reservation_id=reservation_id, payer=request.user,
+                                  payment_method=data.validated_data["payment_method"],
                                   return_url=data.validated_data.get("return_url", ""),
                                   attempt_key=request.headers[HEADER], respond=store_answer)
-        return Response(ReservationOutputSerializer(outcome.reservation).data, status=outcome.http_status)
+        return Response(body(outcome), status=outcome.http_status)
 
 
 class ReservationCancelApi(APIView):
@@ -93,4 +102,4 @@ class ReservationCancelApi(APIView):
             reason=data.validated_data.get("reason") or "cancelled by customer",
             expected_version=data.validated_data.get("version"),
         )
-        return Response(ReservationOutputSerializer(outcome.reservation).data, status=200 if outcome.done else 202)
+        return Response(reservation_body(outcome.reservation), status=200 if outcome.done else 202)

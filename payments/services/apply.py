@@ -98,7 +98,9 @@ def payment_apply_intent(
                   "payment_status": {"from": previous, "to": target}, **(data or {})}
     refund_due = False
     if target == PaymentStatus.SUCCEEDED:
-        already_paid = reservation.payments.filter(status__in=CAPTURED).exclude(pk=payment.pk).exists()
+        # The reservation's payments were locked with it (payment_lock_with_reservation): read
+        # from there, a capture by another attempt cannot hide.
+        already_paid = any(other.pk != payment.pk and other.status in CAPTURED for other in reservation.payments.all())
         if reservation.status == ReservationStatus.PENDING_PAYMENT and not already_paid:
             reservation_transition(
                 reservation=reservation, to_status=ReservationStatus.PAID, actor=actor, reason="payment succeeded",

@@ -13,10 +13,19 @@ from reservations.models import Reservation
 from reservations.services import reservation_get_locked
 
 
-def payment_lock_with_reservation(*, payment_id: Any) -> tuple[Payment, Reservation]:
-    reservation_id = Payment.objects.values_list("reservation_id", flat=True).get(pk=payment_id)
+def payment_lock_with_reservation(*, payment_id: Any, reservation_id: Any = None) -> tuple[Payment, Reservation]:
+    """The reservation, then all of its payments (one query; the caller usually needs to know
+    whether another attempt already captured), the one asked for returned. The reservation
+    remembers the payments it was locked with (`payments_loaded`): its body costs no query.
+    A caller that knows the reservation (the pay request) saves the lookup of its id."""
+    if reservation_id is None:
+        reservation_id = Payment.objects.values_list("reservation_id", flat=True).get(pk=payment_id)
     reservation = reservation_get_locked(reservation_id=reservation_id)
-    [payment] = lock_rows(Payment.objects.filter(pk=payment_id))
+    payments = reservation_payments_locked(reservation=reservation)
+    payment = next((p for p in payments if str(p.pk) == str(payment_id)), None)
+    if payment is None:
+        raise Payment.DoesNotExist(f"payment {payment_id} of reservation {reservation_id}")
+    reservation.payments_loaded(payments)
     return payment, reservation
 
 

@@ -145,11 +145,12 @@ def payment_mark_outcome_unknown(*, payment_id: Any, reason: str) -> None:
 
 @retry_on_deadlock
 def payment_apply_intent_now(*, payment_id: Any, intent: gateway.IntentResult, actor: str,
-                             data: dict[str, Any] | None = None, on_committing: Any = None) -> ApplyOutcome:
+                             data: dict[str, Any] | None = None, on_committing: Any = None,
+                             reservation_id: Any = None) -> ApplyOutcome:
     """Lock, apply what Stripe says, commit (pay phase 3, lookups, reconciler).
     `on_committing(outcome)` runs last inside the transaction (the pay API stores its answer)."""
     with transaction.atomic(durable=True):
-        payment, reservation = payment_lock_with_reservation(payment_id=payment_id)
+        payment, reservation = payment_lock_with_reservation(payment_id=payment_id, reservation_id=reservation_id)
         outcome = payment_apply_intent(payment=payment, reservation=reservation, intent=intent, actor=actor,
                                        data=data)
         fault_point("pay.apply")

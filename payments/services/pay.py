@@ -29,7 +29,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from common.db import retry_on_deadlock
-from common.exceptions import InvalidState
+from common.exceptions import InvalidState, NotFound
 from outbox.services import staff_alert_enqueue
 from payments import gateway
 from payments.exceptions import (
@@ -81,19 +81,24 @@ class _Blocked:
 
 
 @retry_on_deadlock
-def _pay_begin(*, reservation_id: uuid.UUID | str, payment_method: str, attempt_key: str,
+def _pay_begin(*, reservation_id: uuid.UUID | str, payer: Any, payment_method: str, attempt_key: str,
                return_url: str) -> Payment | _Blocked:
     with transaction.atomic(durable=True):
         reservation = reservation_get_locked(reservation_id=reservation_id)
-        own = (Payment.objects.filter(reservation=reservation, attempt_key=attempt_key)
-               .order_by("-created_at").first())
+        if payer is not None and reservation.user_id != payer.pk:
+            # Another customer's reservation is indistinguishable from a missing one (A3).
+            raise NotFound("Reservation not found.")
+        # All attempts of the reservation in one read (usually none or one): under the
+        # reservation's lock no other attempt can start or end meanwhile.
+        payments = list(Payment.objects.filter(reservation=reservation))
+        own = max((p for p in payments if p.attempt_key == attempt_key), key=lambda p: p.created_at, default=None)
         if own is not None and own.status != PaymentStatus.CANCELED:
             return own  # this key's attempt: continue it, or report where it stands
         # (A CANCELED attempt took no money: the same key may start afresh.)
         if reservation.status != ReservationStatus.PENDING_PAYMENT:
             raise InvalidState(f"A reservation in status {reservation.status} cannot be paid.",
                                extra={"current_status": reservation.status})
-        in_flight = Payment.objects.filter(in_flight_for=reservation.id).first()
+        in_flight = next((p for p in payments if p.in_flight_for is not None), None)
         if in_flight is not None:
             if payment_outcome_unknown(in_flight):
                 return _Blocked(in_flight)
@@ -102,13 +107,13 @@ def _pay_begin(*, reservation_id: uuid.UUID | str, payment_method: str, attempt_
             raise InvalidState("The reservation hold has expired.", extra={"current_status": reservation.status})
         try:
             # The row lock above already serialises payers; the unique guard is what makes a
-            # second in-flight attempt impossible even for code that forgets the lock.
-            with transaction.atomic():
-                payment = Payment.objects.create(
-                    reservation=reservation, amount=reservation.amount, currency=reservation.currency,
-                    payment_method_id=payment_method, attempt_key=attempt_key, in_flight_for=reservation.id,
-                    return_url=return_url,
-                )
+            # second in-flight attempt impossible even for code that forgets the lock. (No
+            # savepoint: after a refusal this transaction only rolls back.)
+            payment = Payment.objects.create(
+                reservation=reservation, amount=reservation.amount, currency=reservation.currency,
+                payment_method_id=payment_method, attempt_key=attempt_key, in_flight_for=reservation.id,
+                return_url=return_url,
+            )
         except IntegrityError as exc:
             raise PaymentInProgress(headers={"Retry-After": str(IN_PROGRESS_RETRY_AFTER)}) from exc
         reservation_record_event(reservation=reservation, actor="customer", reason="payment started",
@@ -117,11 +122,12 @@ def _pay_begin(*, reservation_id: uuid.UUID | str, payment_method: str, attempt_
     return payment
 
 
-def _begin(*, reservation_id: uuid.UUID | str, payment_method: str, attempt_key: str, return_url: str) -> Payment:
+def _begin(*, reservation_id: uuid.UUID | str, payer: Any, payment_method: str, attempt_key: str,
+           return_url: str) -> Payment:
     """Phase 1, after looking up another key's attempt whose outcome is unknown (B8): the first
     pay request after Stripe answers again resolves it synchronously."""
-    begun = _pay_begin(reservation_id=reservation_id, payment_method=payment_method, attempt_key=attempt_key,
-                       return_url=return_url)
+    begun = _pay_begin(reservation_id=reservation_id, payer=payer, payment_method=payment_method,
+                       attempt_key=attempt_key, return_url=return_url)
     if not isinstance(begun, _Blocked):
         return begun
     try:
@@ -133,8 +139,8 @@ def _begin(*, reservation_id: uuid.UUID | str, payment_method: str, attempt_key:
         raise PaymentProviderUnavailable(retry_after=IN_PROGRESS_RETRY_AFTER) from exc
     if not known:
         raise PaymentInProgress(headers={"Retry-After": str(IN_PROGRESS_RETRY_AFTER)})
-    begun = _pay_begin(reservation_id=reservation_id, payment_method=payment_method, attempt_key=attempt_key,
-                       return_url=return_url)
+    begun = _pay_begin(reservation_id=reservation_id, payer=payer, payment_method=payment_method,
+                       attempt_key=attempt_key, return_url=return_url)
     if isinstance(begun, _Blocked):
         raise PaymentInProgress(headers={"Retry-After": str(IN_PROGRESS_RETRY_AFTER)})
     return begun
@@ -185,12 +191,13 @@ def _render(respond: PayResponder | None) -> Callable[[Any], None] | None:
 
 
 def reservation_pay(*, reservation_id: uuid.UUID | str, payment_method: str, attempt_key: str,
-                    return_url: str = "", respond: PayResponder | None = None) -> PayOutcome:
-    """Charge a reservation once. Raises PaymentDeclined (402), PaymentMethodRejected (400),
-    PaymentInProgress (409), InvalidState (409) or PaymentProviderUnavailable (503).
+                    return_url: str = "", payer: Any = None, respond: PayResponder | None = None) -> PayOutcome:
+    """Charge a reservation once. Raises NotFound (404: not `payer`'s reservation, when a payer
+    is given), PaymentDeclined (402), PaymentMethodRejected (400), PaymentInProgress (409),
+    InvalidState (409) or PaymentProviderUnavailable (503).
     `respond(outcome)` runs inside the transaction that commits a 200, 202 or 402 (B11)."""
-    payment = _begin(reservation_id=reservation_id, payment_method=payment_method, attempt_key=attempt_key,
-                     return_url=return_url)
+    payment = _begin(reservation_id=reservation_id, payer=payer, payment_method=payment_method,
+                     attempt_key=attempt_key, return_url=return_url)
     if payment.status != PaymentStatus.PENDING:
         return _settled(payment)
 
@@ -232,8 +239,8 @@ def reservation_pay(*, reservation_id: uuid.UUID | str, payment_method: str, att
             payment_close_without_charge(payment_id=payment.id, code=NOT_SENT, message=exc.reason)
         raise PaymentProviderUnavailable(retry_after=exc.retry_after) from exc
 
-    outcome = payment_apply_intent_now(payment_id=payment.id, intent=intent, actor="stripe",
-                                       on_committing=_render(respond))
+    outcome = payment_apply_intent_now(payment_id=payment.id, reservation_id=payment.reservation_id, intent=intent,
+                                       actor="stripe", on_committing=_render(respond))
     if outcome.refund_due:
         raise InvalidState("The reservation can no longer be paid; the payment is being refunded.",
                            extra={"current_status": outcome.reservation.status})

@@ -83,7 +83,7 @@ def _apply_intent_event(event_type: str, obj: dict[str, Any], data: dict[str, An
     payment = _find_payment(intent_id=obj.get("id"), metadata=obj.get("metadata"))
     if payment is None:
         return False, None
-    payment, reservation = payment_lock_with_reservation(payment_id=payment.pk)
+    payment, reservation = payment_lock_with_reservation(payment_id=payment.pk, reservation_id=payment.reservation_id)
     snapshot = intent_result_from(obj)
     intent = IntentResult(**{**snapshot.__dict__, "status": INTENT_EVENTS[event_type]})
     outcome = payment_apply_intent(payment=payment, reservation=reservation, intent=intent, actor="stripe",
@@ -95,7 +95,7 @@ def _apply_charge_refunded(obj: dict[str, Any], data: dict[str, Any]) -> bool:
     payment = _find_payment(intent_id=_id_of(obj.get("payment_intent")), charge_id=obj.get("id"))
     if payment is None:
         return False
-    payment, reservation = payment_lock_with_reservation(payment_id=payment.pk)
+    payment, reservation = payment_lock_with_reservation(payment_id=payment.pk, reservation_id=payment.reservation_id)
     before = payment.refunded_amount
     payment_stripe_refunded_report(payment=payment, reservation=reservation, actor="stripe", data=data,
                                    amount_refunded=int(obj.get("amount_refunded") or 0))
@@ -121,7 +121,7 @@ def _apply_dispute_created(obj: dict[str, Any], data: dict[str, Any]) -> bool:
     payment = _find_payment(intent_id=_id_of(obj.get("payment_intent")), charge_id=_id_of(obj.get("charge")))
     if payment is None:
         return False
-    payment, reservation = payment_lock_with_reservation(payment_id=payment.pk)
+    payment, reservation = payment_lock_with_reservation(payment_id=payment.pk, reservation_id=payment.reservation_id)
     previous = payment.status
     if can_transition(payment.status, PaymentStatus.DISPUTED):
         versioned_update(payment, fields={"status": PaymentStatus.DISPUTED})

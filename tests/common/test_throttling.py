@@ -69,3 +69,40 @@ def test_a_hanging_or_stopped_redis_degrades_throttling_instead_of_failing(redis
     assert elapsed < 4 * 3  # each request waits at most the cache's timeouts, not forever
     if failure == "paused":
         redis_cache.resume()
+
+
+def test_concurrent_requests_are_counted_exactly_in_redis(redis_cache):
+    """8 threads, 25 requests each, against a 100/min budget: exactly 100 pass. (A
+    read-modify-write of a shared history, as DRF's throttles do, lets lost updates through.)"""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    from common.throttling import window_hit
+
+    cache = caches["default"]
+    assert isinstance(cache, RedisCache)  # the one-round-trip path
+
+    key = f"throttle_test_{uuid.uuid4().hex}"
+
+    def hits(_: int) -> list[tuple[int, int]]:
+        return [window_hit(cache, key, 60) for _ in range(25)]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = [hit for batch in pool.map(hits, range(8)) for hit in batch]
+
+    counts = sorted(count for count, _ in results)
+    assert counts == list(range(1, 201))  # every request counted once
+    assert sum(1 for count in counts if count <= 100) == 100
+    assert all(1 <= closes_in <= 60 for _, closes_in in results)
+
+
+def test_a_refused_request_says_when_the_window_closes(strict_throttling, redis_cache):
+    client = APIClient(REMOTE_ADDR="198.51.100.11")
+    for _ in range(3):
+        login_attempt(client)
+    response = client.post("/api/v1/auth/token/", {"username": "nobody-x", "password": "x"}, format="json")
+
+    assert response.status_code == 429
+    assert 1 <= int(response["Retry-After"]) <= 60

@@ -134,6 +134,10 @@ def test_ended_reservation_cannot_be_paid(api, customer, product, visa, status):
 def test_another_customers_reservation_is_404(other_customer, reservation, visa):
     response = pay(client_for(other_customer), reservation, key=new_key(), payment_method=visa)
     assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+    # Refused before anything happened: no attempt, no Stripe call.
+    assert not Payment.objects.filter(reservation=reservation).exists()
+    assert sum(gateway.calls_made.values()) == 0
 
 
 def test_card_needing_authentication_answers_202_with_client_secret(api, reservation, stripe_local):

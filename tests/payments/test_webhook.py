@@ -342,7 +342,7 @@ def test_a_redelivered_dispute_is_applied_once(stripe_client, reservation, alert
     assert StripeEvent.objects.get().attempts == 1
 
 
-@pytest.mark.parametrize(("age_seconds", "accepted"), [(299, True), (301, False)])
+@pytest.mark.parametrize(("age_seconds", "accepted"), [(290, True), (301, False)])  # 290: seconds pass on a busy CI
 def test_a_signature_older_than_the_tolerance_is_refused(stripe_client, attempt, age_seconds, accepted):
     import time
 

@@ -1,0 +1,58 @@
+"""The reservation body written out (reservation_body, payment_body: the hot answers) is, byte
+for byte once rendered, what the serializers (the schema's source) give, in every state."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+from rest_framework.renderers import JSONRenderer
+
+from payments.models import PaymentStatus
+from reservations.api.serializers import ReservationOutputSerializer, reservation_body
+from reservations.models import Reservation, ReservationStatus, SupplierStatus
+from tests.factories import ReservationFactory
+from tests.payments.factories import PaymentFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def rendered(data: dict) -> bytes:
+    return JSONRenderer().render(data)
+
+
+def both(reservation_id) -> tuple[bytes, bytes]:
+    reservation = Reservation.objects.get(pk=reservation_id)
+    serializer = rendered(ReservationOutputSerializer(reservation).data)
+    return rendered(reservation_body(Reservation.objects.get(pk=reservation_id))), serializer
+
+
+def test_without_a_payment():
+    reservation = ReservationFactory(expires_at=None, supplier_reference="")
+    written, serialized = both(reservation.id)
+    assert written == serialized
+    assert b'"payment":null' in written
+
+
+@pytest.mark.parametrize("status", list(PaymentStatus))
+def test_with_its_newest_payment_in_every_status(status):
+    reservation = ReservationFactory(status=ReservationStatus.PAID, supplier_status=SupplierStatus.CONFIRMED,
+                                     supplier_reference="SUP-42", locale="es",
+                                     expires_at=timezone.now() + dt.timedelta(microseconds=123456))
+    PaymentFactory(reservation=reservation, status=PaymentStatus.FAILED, failure_code="card_declined",
+                   failure_message="Your card was declined.")
+    PaymentFactory(reservation=reservation, status=status, client_secret="pi_secret_x", refunded_amount=250,
+                   next_action={"type": "redirect_to_url", "redirect_to_url": {"url": "https://bank.test/3ds"}},
+                   failure_code="x" if status == PaymentStatus.FAILED else "",
+                   failure_message="ñ “quoted” <b>" if status == PaymentStatus.FAILED else "")
+
+    written, serialized = both(reservation.id)
+
+    assert written == serialized
+    if status == PaymentStatus.REQUIRES_ACTION:
+        assert b"pi_secret_x" in written
+        assert b"bank.test" in written
+    else:
+        assert b"pi_secret_x" not in written
+        assert b"bank.test" not in written
