@@ -17,7 +17,7 @@ MO_FILES := $(PO_FILES:.po=.mo)
 MESSAGES_IGNORE := $(foreach d,backoffice bench common config deploy docs locale outbox payments scripts suppliers \
                      tests staticfiles templates/drf_spectacular,--ignore='$(d)/*')
 
-.PHONY: run test lint venv messages messages-extract system-packages demo-reset clean chaos
+.PHONY: run test lint venv messages messages-extract system-packages demo-reset clean chaos bench
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	bash scripts/system_packages.sh $(BUILD_PACKAGES)
@@ -49,6 +49,12 @@ test: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-logo  # dependencies point one way (pyproject.toml [tool.importlinter])
+
+# Every benchmark and its ceiling in one sitting (README, Performance): wrk, MariaDB, Redis.
+bench: venv
+	bash scripts/system_packages.sh wrk
+	bash scripts/ensure_services.sh
+	$(BIN)/python bench/all.py
 
 demo-reset:
 	rm -f db.sqlite3 db.sqlite3-wal db.sqlite3-shm /tmp/localstripe.pickle

@@ -5,7 +5,7 @@
 | PORT | 8000 | |
 | GUNICORN_WORKERS | 4 | processes |
 | GUNICORN_WORKER_CLASS | gthread | pay waits on Stripe: threads keep a process busy on I/O only |
-| GUNICORN_THREADS | 8 (1 for sync) | per process |
+| GUNICORN_THREADS | 16 (1 for sync) | per process: pays in flight = workers x threads (README, Performance) |
 | GUNICORN_TIMEOUT | 4 x STRIPE_TIMEOUT_SECONDS + 10 | above the pay budget (api.md) |
 | GUNICORN_GRACEFUL_TIMEOUT | = timeout | a running pay finishes on SIGTERM |
 | FORWARDED_ALLOW_IPS | 127.0.0.1 if NUM_PROXIES > 0, else none | proxies trusted for X-Forwarded-Proto |
@@ -20,7 +20,10 @@ _stripe_timeout = float(os.environ.get("STRIPE_TIMEOUT_SECONDS", "8"))
 bind = f"{os.environ.get('BIND_HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104 - in a container
 workers = int(os.environ.get("GUNICORN_WORKERS", "4"))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
-threads = int(os.environ.get("GUNICORN_THREADS", "8" if worker_class == "gthread" else "1"))
+# A pay holds its thread while Stripe answers (~400 ms in production) without holding the CPU:
+# 100 pays/s need 40 in flight, so 4 x 16 = 64 threads leave room (README, Performance). Each
+# thread keeps its own database connection (CONN_MAX_AGE): 64 per web process.
+threads = int(os.environ.get("GUNICORN_THREADS", "16" if worker_class == "gthread" else "1"))
 # The pay endpoint answers within 4 x STRIPE_TIMEOUT_SECONDS (api.md): a worker must not be
 # killed while it is still inside that budget.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", str(int(4 * _stripe_timeout) + 10)))

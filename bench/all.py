@@ -3,7 +3,8 @@
 the same machine, minutes apart), so that the ratios hold whatever the machine's speed today.
 Prints a table; asserts nothing. Needs wrk (`make bench` installs it), MariaDB and Redis.
 
-    .venv/bin/python bench/all.py [--seconds 10] [--only api,pay,webhook,drain,memory]
+    .venv/bin/python bench/all.py [--seconds 10] [--only api,pay,webhook,drain,memory] [--memory-minutes 1]
+    make bench    (installs wrk, then runs this)
 
 The project runs as deployed (compose.yaml): production settings, gunicorn with the web role's
 gunicorn.conf.py (its worker model, unless a probe names another), Redis for the cache, the
@@ -152,7 +153,7 @@ def project_webhook(env: dict, ids: dict, seconds: float) -> dict:
 
 def drain_figures() -> dict[str, float]:
     """bench/drain.py's throughput (4 drainers, fast supplier) and on-commit latency."""
-    out = subprocess.run([PY, str(ROOT / "bench" / "drain.py"), "--events", "3000", "--rate", "40"], cwd=ROOT, check=True,
+    out = subprocess.run([PY, str(ROOT / "bench" / "drain.py"), "--events", "2000", "--rate", "20"], cwd=ROOT, check=True,
                          capture_output=True, text=True, timeout=900).stdout
     print(out, flush=True)
     figures = {}
@@ -163,10 +164,18 @@ def drain_figures() -> dict[str, float]:
     return figures
 
 
+def memory_figures(minutes: float) -> None:
+    """bench/memory.py for a short run (the 5-minute one: `bench/memory.py --minutes 5`)."""
+    out = subprocess.run([PY, str(ROOT / "bench" / "memory.py"), "--minutes", str(minutes), "--slice-seconds", "20"],
+                         cwd=ROOT, check=True, capture_output=True, text=True, timeout=1800).stdout
+    print(out, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--only", default="api,pay,webhook,drain")
+    parser.add_argument("--only", default="api,pay,webhook,drain,memory")
+    parser.add_argument("--memory-minutes", type=float, default=1)
     args = parser.parse_args()
     only = set(args.only.split(","))
     if not wrk_available():
@@ -202,6 +211,8 @@ def main() -> None:
         rows.append(("webhook ingest, new events", project_webhook(env, ids, args.seconds), "payunit", None,
                      "≥ 500 events/s"))
     drain = drain_figures() if "drain" in only else {}
+    if "memory" in only:
+        memory_figures(args.memory_minutes)
 
     print("\n| probe | req/s | p50 ms | p95 ms | statuses | ceiling | ratio | target |")
     print("|---|---|---|---|---|---|---|---|")

@@ -13,7 +13,7 @@ figures; asserts nothing; every phase is bounded.
    retry's due time (`available_at`) and the supplier receiving it. The supplier breaker's
    threshold is raised for the bench so that it measures the outbox, not the breaker.
 
-    .venv/bin/python bench/drain.py [--events 2000] [--drainers 4] [--rate 20] [--seconds 10]
+    .venv/bin/python bench/drain.py [--events 2000] [--drainers 4] [--rate 20] [--seconds 10] [--broker redis|orm]
 """
 
 from __future__ import annotations
@@ -110,16 +110,8 @@ def _drainer(deadline: float, out: mp.Queue) -> None:
 
 def phase_throughput(user, product, events: int, drainers: int) -> None:
     from django.db import connections
-    from django.utils import timezone
 
-    from outbox.models import OutboxEvent
-    from suppliers.booking import BOOK_TOPIC, supplier_book_dedup_key
-
-    reservations = new_reservations(user, product, events, "PAID")
-    # Bulk-inserted for speed, with the topic and dedup key the suppliers app owns.
-    OutboxEvent.objects.bulk_create([
-        OutboxEvent(topic=BOOK_TOPIC, dedup_key=supplier_book_dedup_key(r.id), payload={"reservation_id": str(r.id)},
-                    reservation_id=r.id, available_at=timezone.now()) for r in reservations], batch_size=500)
+    new_reservations_with_events(user, product, events)
     connections.close_all()  # children must not share the parent's socket
     ctx = mp.get_context("fork")
     out: mp.Queue = ctx.Queue()
@@ -133,6 +125,52 @@ def phase_throughput(user, product, events: int, drainers: int) -> None:
         p.join(timeout=10)
     print(f"[1] throughput: {sum(counts)} events delivered by {drainers} drainers in {elapsed:.1f} s "
           f"= {sum(counts) / elapsed:.0f} events/s (per drainer: {counts})")
+
+
+def profile_delivery(user, product, events: int) -> None:
+    """One drainer in this process under cProfile: CPU per delivered event and where it goes."""
+    import cProfile
+    import pstats
+
+    from bench.profile_api import _area
+    from outbox.delivery import outbox_drain_once
+
+    new_reservations_with_events(user, product, events)
+    profiler = cProfile.Profile()
+    started, cpu = time.perf_counter(), time.process_time()
+    profiler.enable()
+    delivered = 0
+    while True:
+        stats = outbox_drain_once(limit=20)
+        delivered += stats.delivered
+        if stats.total == 0:
+            break
+    profiler.disable()
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(f"[profile] {delivered} deliveries by one drainer under cProfile: {elapsed / delivered * 1000:.1f} ms each, "
+          f"{cpu / delivered * 1000:.1f} ms of this process's CPU")
+    stats = pstats.Stats(profiler)
+    areas: dict[str, float] = {}
+    for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():
+        areas[_area(filename)] = areas.get(_area(filename), 0) + tottime
+    total = sum(areas.values())
+    print("    own time by area: " + ", ".join(f"{a} {t / total:.0%}" for a, t in sorted(
+        areas.items(), key=lambda x: -x[1])[:14]))
+    stats.sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(int(os.environ.get("PROFILE_TOP", "30")))
+
+
+def new_reservations_with_events(user, product, events: int) -> list:
+    from django.utils import timezone
+
+    from outbox.models import OutboxEvent
+    from suppliers.booking import BOOK_TOPIC, supplier_book_dedup_key
+
+    reservations = new_reservations(user, product, events, "PAID")
+    # Bulk-inserted for speed, with the topic and dedup key the suppliers app owns.
+    OutboxEvent.objects.bulk_create([
+        OutboxEvent(topic=BOOK_TOPIC, dedup_key=supplier_book_dedup_key(r.id), payload={"reservation_id": str(r.id)},
+                    reservation_id=r.id, available_at=timezone.now()) for r in reservations], batch_size=500)
+    return reservations
 
 
 def start_qcluster(env: dict[str, str]) -> subprocess.Popen:
@@ -215,12 +253,19 @@ def main() -> None:
     parser.add_argument("--drainers", type=int, default=4)
     parser.add_argument("--rate", type=float, default=20, help="payments per second in the latency phases")
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--broker", choices=["redis", "orm"], default="redis")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="only profile N deliveries by one drainer in this process (PROFILE_SORT, PROFILE_TOP)")
     args = parser.parse_args()
 
     supplier_port = free_port()
     base_url = f"http://127.0.0.1:{supplier_port}"
-    env = bench_env(DB, OUTBOX_BACKOFF_BASE_SECONDS="2", OUTBOX_DRAIN_SECONDS="90", Q_WORKERS="4", REDIS_URL="",
-                    SUPPLIER_BREAKER_FAIL_MAX="100000")
+    # The broker as deployed (compose.yaml: Redis), or the ORM broker (no REDIS_URL) with --broker orm.
+    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13") if args.broker == "redis" else ""
+    if redis_url:
+        subprocess.run(["redis-cli", "-u", redis_url, "FLUSHDB"], check=True, capture_output=True)
+    env = bench_env(DB, OUTBOX_BACKOFF_BASE_SECONDS="2", OUTBOX_DRAIN_SECONDS="90", Q_WORKERS="4",
+                    REDIS_URL=redis_url, SUPPLIER_BREAKER_FAIL_MAX="100000")
     os.environ.update(env)
     prepare_database(env, DB)
     fake = subprocess.Popen([PY, "-m", "suppliers.fake_server", "--port", str(supplier_port)], cwd=ROOT,
@@ -232,6 +277,9 @@ def main() -> None:
         django.setup()
         time.sleep(0.5)
         user, product, flaky = setup_catalog(base_url)
+        if args.profile:
+            profile_delivery(user, product, args.profile)
+            return
         phase_throughput(user, product, args.events, args.drainers)
 
         fake_control(base_url, {"reset": True})
