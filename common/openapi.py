@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent, get_override
@@ -192,9 +193,9 @@ class ApiAutoSchema(AutoSchema):
                 "description": (
                     f"1-{MAX_KEY_LENGTH} printable characters (e.g. a UUID) chosen by you. "
                     + ("Required. " if idempotency else "Optional; empty means none. ")
-                    + "The request runs at most once per key (for 24 h): repeating it answers the stored status "
-                      "and body with `Idempotent-Replayed: true`. The same key with another body is 409 "
-                      "`idempotency_key_reused`; while the first request runs, 409 `idempotency_key_in_use` "
+                    + f"The request runs at most once per key (kept {settings.IDEMPOTENCY_KEY_TTL_HOURS} h): "
+                      "repeating it answers the stored status and body with `Idempotent-Replayed: true`. "
+                      "The same key with another body is 409 `idempotency_key_reused`; while the first request runs, 409 `idempotency_key_in_use` "
                       "with `Retry-After`. A 5xx is not stored: retry with the same key."),
                 "examples": {"uuid": {"value": "5f0c7a52-3a8e-4d0b-9a51-2f8b1f6f9e21"}},
             })
