@@ -196,7 +196,8 @@ class ApiAutoSchema(AutoSchema):
                     + f"The request runs at most once per key (kept {settings.IDEMPOTENCY_KEY_TTL_HOURS} h): "
                       "repeating it answers the stored status and body with `Idempotent-Replayed: true`. "
                       "The same key with another body is 409 `idempotency_key_reused`; while the first "
-                      "request runs, 409 `idempotency_key_in_use` with `Retry-After`. A 5xx is not stored: retry with the same key."),
+                      "request runs, 409 `idempotency_key_in_use` with `Retry-After`. A 5xx is not stored: "
+                      "retry with the same key."),
                 "examples": {"uuid": {"value": "5f0c7a52-3a8e-4d0b-9a51-2f8b1f6f9e21"}},
             })
         return parameters
