@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth import authenticate, user_logged_in
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
@@ -39,7 +39,21 @@ class TokenObtainApi(APIView):
     permission_classes = (AllowAny,)
     parser_classes = (SafeJSONParser,)
 
-    @extend_schema(request=TokenObtainInputSerializer, responses={200: TokenOutputSerializer})
+    error_responses = {"POST": (LoginLockedOut,)}
+
+    @extend_schema(
+        summary="Log in: get an API token",
+        description="Your username and password buy a new token, valid until `expiry` (send it as "
+                    "`Authorization: Token <token>`). Wrong credentials are a 400; repeated failures lock the "
+                    "account and the address out for a while (429 `login_locked_out` with `Retry-After`), the "
+                    "right password included.",
+        request=TokenObtainInputSerializer, responses={200: TokenOutputSerializer},
+        examples=[OpenApiExample("Credentials", request_only=True,
+                                 value={"username": "demo", "password": "demo-pass-123"}),
+                  OpenApiExample("Token", response_only=True,
+                                 value={"token": "3f6c0e0b2d9a4c1e8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c",
+                                        "expiry": "2026-11-30T17:00:00Z"})],
+    )
     def post(self, request: Request) -> Response:
         data = TokenObtainInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -59,7 +73,8 @@ class TokenObtainApi(APIView):
 class LogoutApi(APIView):
     """Revoke the token this request carries."""
 
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(summary="Log out", description="The token this request carries stops working at once.",
+                   request=None, responses={204: None})
     def post(self, request: Request) -> Response:
         api_token_revoke(token=request.auth)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -68,7 +83,9 @@ class LogoutApi(APIView):
 class LogoutAllApi(APIView):
     """Revoke every token of the user (a lost device, a leaked token)."""
 
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(summary="Log out everywhere",
+                   description="Every token of your account stops working at once (a lost device, a leaked token).",
+                   request=None, responses={204: None})
     def post(self, request: Request) -> Response:
         api_tokens_revoke_all(user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from http import HTTPStatus
 from typing import Any
 
@@ -26,6 +27,8 @@ logger = logging.getLogger("reserve.errors")
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 _PROBLEM_PREFIXES = ("/api/", "/webhooks/")
+# The detail of every 400 `validation_error`; the messages are in its `errors`.
+VALIDATION_DETAIL = "The request has invalid fields."
 
 _DRF_CODES: dict[type[drf.APIException], str] = {
     drf.ParseError: ErrorCode.MALFORMED_REQUEST,
@@ -127,11 +130,12 @@ def exception_to_problem(exc: Exception, request: HttpRequest | None) -> HttpRes
         headers: dict[str, str] = {}
         if getattr(exc, "auth_header", None):
             headers["WWW-Authenticate"] = exc.auth_header
-        if getattr(exc, "wait", None):
-            headers["Retry-After"] = "%d" % exc.wait
+        if getattr(exc, "wait", None) is not None:
+            # Rounded up: "0" (a wait under a second) would invite a retry that is refused again.
+            headers["Retry-After"] = "%d" % max(1, math.ceil(exc.wait))
         code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), None)
         if isinstance(exc, drf.ValidationError):
-            return problem_response(request, status=400, code=code, detail="The request has invalid fields.",
+            return problem_response(request, status=400, code=code, detail=VALIDATION_DETAIL,
                                     errors=_field_errors(exc.detail), headers=headers)
         return problem_response(request, status=exc.status_code, code=code, detail=str(exc.detail),
                                 headers=headers)

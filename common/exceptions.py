@@ -14,6 +14,10 @@ class ApplicationError(Exception):
     code = ErrorCode.APPLICATION_ERROR
     title = "Request could not be processed"
     default_detail = "The request could not be processed."
+    # How the OpenAPI schema describes it (common/openapi.py).
+    sends_retry_after = False  # the answer carries Retry-After
+    open_code = False  # `code` may be another's (a card decline: Stripe's decline code)
+    example_errors: dict[str, list[str]] | None = None  # the `errors` of a 400, as an example
 
     def __init__(
         self,
@@ -39,6 +43,12 @@ class InvalidState(ApplicationError):
     code = ErrorCode.INVALID_STATE
     title = "Invalid state"
     default_detail = "This action is not allowed in the current state."
+
+
+class ProductUnavailable(InvalidState):
+    code = ErrorCode.PRODUCT_UNAVAILABLE
+    title = "Product unavailable"
+    default_detail = "This product is not available."
 
 
 class VersionConflict(ApplicationError):
@@ -76,6 +86,7 @@ class ServiceUnavailable(ApplicationError):
     code = ErrorCode.SERVICE_UNAVAILABLE
     title = "Service unavailable"
     default_detail = "The service is temporarily unavailable; retry later."
+    sends_retry_after = True
 
     def __init__(self, detail: str | None = None, *, retry_after: int = 5, **kwargs: Any) -> None:
         super().__init__(detail, **kwargs)
@@ -90,6 +101,7 @@ class LoginLockedOut(ApplicationError):
     code = ErrorCode.LOGIN_LOCKED_OUT
     title = "Login locked out"
     default_detail = "Too many failed login attempts; try again later."
+    sends_retry_after = True
 
     def __init__(self, detail: str | None = None, *, retry_after: int, **kwargs: Any) -> None:
         super().__init__(detail, **kwargs)

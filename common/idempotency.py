@@ -75,6 +75,7 @@ class IdempotencyKeyInUse(ApplicationError):
     code = ErrorCode.IDEMPOTENCY_KEY_IN_USE
     title = "Idempotency-Key in use"
     default_detail = "A request with this Idempotency-Key is still being processed; retry shortly."
+    sends_retry_after = True
 
     def __init__(self, *, retry_after: int = 1) -> None:
         super().__init__(headers={"Retry-After": str(retry_after)})
@@ -280,6 +281,7 @@ def idempotent(*, required: bool) -> Callable:
             return idempotency_run(request=request, required=required,
                                    operation=lambda: view_method(self, request, *args, **kwargs))
 
+        wrapper.idempotency_required = required  # the OpenAPI schema documents the header (common/openapi.py)
         return wrapper
 
     return decorate

@@ -13,7 +13,8 @@ from django.utils.functional import SimpleLazyObject, empty
 from common.errors import is_problem_path, problem_response
 from common.request_context import request_id_var, reservation_id_var
 
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+_VALID_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 
 
 class RequestIdMiddleware:

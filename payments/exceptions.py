@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from common.error_codes import ErrorCode
+from common.errors import VALIDATION_DETAIL
 from common.exceptions import ApplicationError, InvalidState, ServiceUnavailable
 
 
@@ -15,6 +16,7 @@ class PaymentDeclined(ApplicationError):
     code = ErrorCode.CARD_DECLINED
     title = "Payment declined"
     default_detail = "The card was declined."
+    open_code = True
 
 
 class PaymentMethodRejected(ApplicationError):
@@ -24,9 +26,10 @@ class PaymentMethodRejected(ApplicationError):
     code = ErrorCode.VALIDATION_ERROR
     title = "Invalid payment method"
     default_detail = "This payment method cannot be used."
+    example_errors = {"payment_method": ["No such PaymentMethod: 'pm_unknown'"]}
 
     def __init__(self, message: str | None = None) -> None:
-        super().__init__("The request has invalid fields.",
+        super().__init__(VALIDATION_DETAIL,
                          extra={"errors": {"payment_method": [message or self.default_detail]}})
 
 
@@ -50,6 +53,7 @@ class PaymentInProgress(ApplicationError):
     code = ErrorCode.PAYMENT_IN_PROGRESS
     title = "Payment in progress"
     default_detail = "Another payment for this reservation is in progress; retry after Retry-After seconds."
+    sends_retry_after = True
 
     def __init__(self, detail: str | None = None, *, retry_after: int = 2, **kwargs: Any) -> None:
         headers = kwargs.pop("headers", None) or {"Retry-After": str(retry_after)}

@@ -17,8 +17,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from common.db import retry_on_deadlock, versioned_update
-from common.error_codes import ErrorCode
-from common.exceptions import InvalidState, NotFound, SoldOut, TooManyUnpaidHolds
+from common.exceptions import InvalidState, NotFound, ProductUnavailable, SoldOut, TooManyUnpaidHolds
 from common.faults import fault_point
 from common.locking import lock_rows
 from reservations.models import DailyInventory, Reservation, ReservationEvent, ReservationStatus
@@ -229,7 +228,7 @@ def reservation_create(
     e-mails, C8). `on_committing(reservation)` runs inside the transaction, last (the API
     stores its idempotent answer there, B11)."""
     if not product.active or not product.supplier.active:
-        raise InvalidState("This product is not available.", code=ErrorCode.PRODUCT_UNAVAILABLE)
+        raise ProductUnavailable
     _within_booking_horizon(product=product, date=date)
     with transaction.atomic(durable=True):
         _unpaid_holds_allowed(user=user)

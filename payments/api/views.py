@@ -2,30 +2,48 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.errors import exception_to_problem
+from common.exceptions import InvalidState, VersionConflict
 from common.idempotency import HEADER, idempotency_store_with_effect, idempotent
 from payments.api.serializers import CancelInputSerializer, PayInputSerializer
-from payments.exceptions import PaymentDeclined
+from payments.exceptions import (
+    CancellationClosed,
+    PaymentDeclined,
+    PaymentInProgress,
+    PaymentMethodRejected,
+    PaymentProviderUnavailable,
+)
 from payments.services import PayOutcome, reservation_cancel, reservation_pay
 from reservations.api.serializers import ReservationOutputSerializer, reservation_body
 from reservations.selectors import reservation_get_for_user
 
 
 class ReservationPayApi(APIView):
+    error_responses = {"POST": (PaymentMethodRejected, PaymentDeclined, InvalidState, PaymentInProgress,
+                                PaymentProviderUnavailable)}
+
     @extend_schema(
+        summary="Pay for a reservation",
+        description="Charges the reservation's amount to a Stripe PaymentMethod: one PaymentIntent per attempt, "
+                    "created and confirmed at once. A reservation is charged at most once, whatever is retried. "
+                    "Without `return_url` only methods that need no redirect are offered. A declined card (402) "
+                    "leaves the reservation payable: pay again with a new Idempotency-Key. On 503, retry with the "
+                    "same key; the answer, 503 included, comes within four times the Stripe timeout.",
         request=PayInputSerializer,
-        parameters=[OpenApiParameter(HEADER, str, OpenApiParameter.HEADER, required=True,
-                                     description="1-255 characters; a retry must reuse it.")],
-        responses={200: ReservationOutputSerializer, 202: ReservationOutputSerializer,
-                   400: OpenApiResponse(description="validation_error (e.g. an unusable payment_method)"),
-                   402: OpenApiResponse(description="card_declined or Stripe's decline code"),
-                   409: OpenApiResponse(description="invalid_state, payment_in_progress, idempotency_key_*"),
-                   503: OpenApiResponse(description="payment_provider_unavailable (Retry-After)")},
+        responses={200: OpenApiResponse(ReservationOutputSerializer, description="Paid: `status` PAID, "
+                                        "`payment.status` SUCCEEDED; the supplier booking follows."),
+                   202: OpenApiResponse(ReservationOutputSerializer, description="Stripe has not finished: "
+                                        "`payment.status` PROCESSING, or REQUIRES_ACTION with `client_secret` and "
+                                        "`next_action` (e.g. a redirect); Stripe's webhook completes it.")},
+        examples=[OpenApiExample("Card", value={"payment_method": "pm_card_visa"}, request_only=True),
+                  OpenApiExample("Redirect-based method", request_only=True,
+                                 value={"payment_method": "pm_card_visa",
+                                        "return_url": "https://shop.example/back"})],
     )
     @idempotent(required=True)
     def post(self, request: Request, reservation_id: str) -> Response:
@@ -60,10 +78,21 @@ class ReservationPayApi(APIView):
 
 
 class ReservationCancelApi(APIView):
-    @extend_schema(request=CancelInputSerializer,
-                   responses={200: ReservationOutputSerializer, 202: ReservationOutputSerializer,
-                              409: OpenApiResponse(description="invalid_state, cancellation_closed, "
-                                                               "version_conflict")})
+    error_responses = {"POST": (InvalidState, CancellationClosed, VersionConflict)}
+
+    @extend_schema(
+        summary="Cancel a reservation",
+        description="Unpaid: the hold is released at once (200, CANCELLED). Paid: the cancellation is recorded and "
+                    "the refund and the supplier cancellation follow: 200 once refunded, 202 while Stripe is "
+                    "unavailable (it always completes). After the product's cancellation cutoff: 409 "
+                    "`cancellation_closed`. Send `version` to cancel only the version you have seen.",
+        request=CancelInputSerializer,
+        responses={200: OpenApiResponse(ReservationOutputSerializer, description="Cancelled (and refunded, if paid)."),
+                   202: OpenApiResponse(ReservationOutputSerializer, description="Cancelled; the refund is "
+                                        "still on its way.")},
+        examples=[OpenApiExample("Cancel version 1", value={"version": 1, "reason": "plans changed"},
+                                 request_only=True)],
+    )
     def post(self, request: Request, reservation_id: str) -> Response:
         data = CancelInputSerializer(data=request.data or {})
         data.is_valid(raise_exception=True)

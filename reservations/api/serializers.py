@@ -5,6 +5,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from reservations.models import Reservation, ReservationEvent
@@ -47,6 +48,15 @@ class ReservationCreateInputSerializer(serializers.Serializer):
         return value
 
 
+@extend_schema_serializer(examples=[OpenApiExample("Paid, being booked", response_only=True, value={
+    "id": "7d1f5a0e-8c2b-4b7e-9f3a-2e6d4c1b0a99", "code": "R-7KQ2M9", "status": "PAID", "supplier_status": "PENDING",
+    "product": "0b8e2a3c-5d4f-4e6a-9b7c-1d2e3f4a5b6c", "date": "2026-12-24", "quantity": 2, "amount": 25000,
+    "currency": "eur", "guest_name": "Ada Lovelace", "guest_email": "ada@example.com", "locale": "en",
+    "supplier_reference": "", "expires_at": None, "version": 3, "created_at": "2026-11-29T17:00:00Z",
+    "updated_at": "2026-11-29T17:01:02Z",
+    "payment": {"id": "4c2e9b7a-1f3d-4a6b-8e5c-0d9f2a7b6c31", "status": "SUCCEEDED", "amount": 25000,
+                "currency": "eur", "stripe_payment_intent_id": "pi_3QexampleA1b2C3d4", "client_secret": None,
+                "next_action": None, "refunded_amount": 0, "failure_code": "", "failure_message": ""}})])
 class ReservationOutputSerializer(serializers.ModelSerializer):
     """The reservation body (api.md), with the fields the apps above add (`payment`)."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.utils import translation
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import ListAPIView
@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.exceptions import ProductUnavailable, SoldOut, TooManyUnpaidHolds
 from common.idempotency import idempotency_store_with_effect, idempotent
 from common.throttling import ReservationCreateThrottle
 from reservations import selectors, services
@@ -25,6 +26,7 @@ from reservations.models import ReservationStatus
 
 class ReservationListCreateApi(ListAPIView):
     serializer_class = ReservationOutputSerializer
+    error_responses = {"POST": (SoldOut, TooManyUnpaidHolds, ProductUnavailable)}
 
     def get_throttles(self) -> list:
         throttles = super().get_throttles()
@@ -38,15 +40,27 @@ class ReservationListCreateApi(ListAPIView):
             raise ValidationError({"status": [f"Must be one of {', '.join(ReservationStatus.values)}."]})
         return selectors.reservation_list_for_user(user=self.request.user, status=status_filter)
 
-    @extend_schema(parameters=[OpenApiParameter("status", str, enum=ReservationStatus.values)])
+    @extend_schema(summary="List your reservations",
+                   description="Your own reservations, newest first, 20 a page.",
+                   parameters=[OpenApiParameter("status", str, enum=ReservationStatus.values,
+                                                description="Only reservations in this status.")])
     def get(self, request: Request, *args, **kwargs) -> Response:
         # ListAPIView.list, with the bodies written by reservation_body (the serializer_class
         # above describes them in the schema).
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response([reservation_body(reservation) for reservation in page])
 
-    @extend_schema(request=ReservationCreateInputSerializer, responses={201: ReservationOutputSerializer},
-                   parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)])
+    @extend_schema(
+        summary="Reserve",
+        description="Holds `quantity` places of a product on a date (today or later, within the product's "
+                    "`booking_horizon_days`) for `expires_at`; pay before then. The server computes the amount. "
+                    "A customer holds a limited number of unpaid reservations at once (409 "
+                    "`too_many_unpaid_holds`: pay or cancel one). The guest's e-mails are in the language "
+                    "`Accept-Language` asks for (English or Spanish).",
+        request=ReservationCreateInputSerializer, responses={201: ReservationOutputSerializer},
+        examples=[OpenApiExample("Two places", request_only=True, value={
+            "product": "0b8e2a3c-5d4f-4e6a-9b7c-1d2e3f4a5b6c", "date": "2026-12-24", "quantity": 2,
+            "guest_name": "Ada Lovelace", "guest_email": "ada@example.com"})])
     @idempotent(required=False)
     def post(self, request: Request) -> Response:
         data = ReservationCreateInputSerializer(data=request.data)
@@ -62,14 +76,18 @@ class ReservationListCreateApi(ListAPIView):
 
 
 class ReservationDetailApi(APIView):
-    @extend_schema(responses=ReservationOutputSerializer)
+    @extend_schema(summary="Get a reservation", description="One of your reservations, with its latest payment.",
+                   responses=ReservationOutputSerializer)
     def get(self, request: Request, reservation_id: str) -> Response:
         reservation = selectors.reservation_get_for_user(user=request.user, reservation_id=reservation_id)
         return Response(reservation_body(reservation))
 
 
 class ReservationEventsApi(APIView):
-    @extend_schema(responses=ReservationEventOutputSerializer(many=True))
+    @extend_schema(summary="A reservation's timeline",
+                   description="Every change of the reservation, oldest first: who (`actor`: customer, system, "
+                               "stripe, supplier or staff:<username>), from and to which status, and why.",
+                   responses=ReservationEventOutputSerializer(many=True))
     def get(self, request: Request, reservation_id: str) -> Response:
         reservation = selectors.reservation_get_for_user(user=request.user, reservation_id=reservation_id)
         events = selectors.reservation_timeline(reservation=reservation)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.validators import UniqueTogetherValidator
 
@@ -54,3 +55,21 @@ class ProductSerializer(serializers.ModelSerializer):
 
 class VersionSerializer(serializers.Serializer):
     version = serializers.IntegerField(required=False, min_value=1)
+
+
+_VERSION_HELP = "The version you have seen: the change applies only if it is still current (else 409)."
+
+
+@extend_schema_serializer(component_name="Supplier")  # shown as PatchedSupplierRequest
+class SupplierPatchSchemaSerializer(SupplierSerializer):
+    """The PATCH body as the schema shows it: the fields, and the optional `version` precondition
+    the view reads apart (VersionSerializer). Only for the schema: never validates a request."""
+
+    version = serializers.IntegerField(required=False, min_value=1, help_text=_VERSION_HELP)
+
+
+@extend_schema_serializer(component_name="Product")  # shown as PatchedProductRequest
+class ProductPatchSchemaSerializer(ProductSerializer):
+    """As SupplierPatchSchemaSerializer, for products."""
+
+    version = serializers.IntegerField(required=False, min_value=1, help_text=_VERSION_HELP)

@@ -1,12 +1,20 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics
 from rest_framework.request import Request
 
+from common.exceptions import VersionConflict
 from common.permissions import AdminModelPermissions, CatalogReadOrAdminModelPermissions, may_view, staff_actor
 from suppliers import services
-from suppliers.api.serializers import ProductSerializer, SupplierSerializer, VersionSerializer
+from suppliers.api.serializers import (
+    ProductPatchSchemaSerializer,
+    ProductSerializer,
+    SupplierPatchSchemaSerializer,
+    SupplierSerializer,
+    VersionSerializer,
+)
 from suppliers.models import Product, Supplier
 
 
@@ -29,6 +37,7 @@ class _VersionedUpdateMixin:
     """PATCH goes through the catalog service: conditional on `version` when the client sends it."""
 
     http_method_names = ["get", "patch", "head", "options"]
+    error_responses = {"PATCH": (VersionConflict,)}
     update_service = staticmethod(services.supplier_update)
     instance_kwarg = "supplier"
 
@@ -39,6 +48,17 @@ class _VersionedUpdateMixin:
                             expected_version=version.validated_data.get("version"), **_actor(self.request))
 
 
+_VERSIONED = ("Send `version` to change only the version you have seen (409 `version_conflict` if it moved on). "
+              "Every change is audited.")
+
+
+@extend_schema_view(
+    get=extend_schema(summary="List suppliers", description="Staff with the view or change permission on "
+                      "suppliers, as in the admin. `api_key` is never shown."),
+    post=extend_schema(summary="Add a supplier", description="Staff with the add permission on suppliers. "
+                       "`base_url` must be https and resolve to a public address (unless the host is allowed "
+                       "for local use); `api_key` is write-only. Audited."),
+)
 class SupplierListApi(generics.ListCreateAPIView):
     permission_classes = [AdminModelPermissions]
     serializer_class = SupplierSerializer
@@ -48,12 +68,24 @@ class SupplierListApi(generics.ListCreateAPIView):
         serializer.instance = services.supplier_create(**serializer.validated_data, **_actor(self.request))
 
 
+@extend_schema_view(
+    get=extend_schema(summary="Get a supplier", description="Staff with the view or change permission on suppliers."),
+    patch=extend_schema(summary="Change a supplier", description="Staff with the change permission on suppliers. "
+                        "A new `base_url` must come with the `api_key` re-entered. " + _VERSIONED,
+                        request=SupplierPatchSchemaSerializer, responses=SupplierSerializer),
+)
 class SupplierDetailApi(_VersionedUpdateMixin, generics.RetrieveUpdateAPIView):
     permission_classes = [AdminModelPermissions]
     serializer_class = SupplierSerializer
     queryset = Supplier.objects.all()
 
 
+@extend_schema_view(
+    get=extend_schema(summary="List products", description="Customers see the products on sale; staff who may "
+                      "view products (as in the admin) see all of them."),
+    post=extend_schema(summary="Add a product", description="Staff with the add permission on products. Money is "
+                       "in minor units with a lower-case ISO-4217 currency. Audited."),
+)
 class ProductListApi(_ProductQuerysetMixin, generics.ListCreateAPIView):
     permission_classes = [CatalogReadOrAdminModelPermissions]
     serializer_class = ProductSerializer
@@ -62,6 +94,12 @@ class ProductListApi(_ProductQuerysetMixin, generics.ListCreateAPIView):
         serializer.instance = services.product_create(**serializer.validated_data, **_actor(self.request))
 
 
+@extend_schema_view(
+    get=extend_schema(summary="Get a product", description="Customers may get a product on sale; staff who may "
+                      "view products, any product."),
+    patch=extend_schema(summary="Change a product", description="Staff with the change permission on products. "
+                        + _VERSIONED, request=ProductPatchSchemaSerializer, responses=ProductSerializer),
+)
 class ProductDetailApi(_ProductQuerysetMixin, _VersionedUpdateMixin, generics.RetrieveUpdateAPIView):
     permission_classes = [CatalogReadOrAdminModelPermissions]
     serializer_class = ProductSerializer
