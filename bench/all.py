@@ -117,6 +117,11 @@ def project_api(env: dict, ids: dict, seconds: float) -> dict[str, dict]:
         results["create"] = wrk(port, method="POST", paths=["/api/v1/reservations/"], body=body,
                                 header_choices={"Authorization": [f"Token {t}" for t in ids["customers"]]},
                                 seconds=seconds)
+    # The same GET on sync workers, the ceilings' serving model (the configured gthread model is
+    # chosen for pay, which waits on Stripe).
+    with serving(env, workers=4, threads=1) as port:
+        results["get_sync"] = wrk(port, paths=[f"/api/v1/reservations/{ids['read']}/"], headers=lister,
+                                  seconds=seconds)
     return results
 
 
@@ -195,6 +200,7 @@ def main() -> None:
     if "api" in only:
         api = project_api(env, ids, args.seconds)
         rows += [("GET /reservations/{id}/", api["get"], "reads", 0.5, ""),
+                 ("GET /reservations/{id}/, 4 sync workers", api["get_sync"], "reads", 0.5, ""),
                  ("GET /reservations/ (20 rows)", api["list"], "reads", 0.3, ""),
                  ("POST /reservations/", api["create"], "payunit", 0.4, "")]
     if "pay" in only:
