@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import localstripe.resources  # noqa: F401 - the classes localstripe's store names (unpickled below)
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -96,6 +99,28 @@ def stop_all(procs: list[subprocess.Popen]) -> None:
         p.wait()
 
 
+LOCALSTRIPE_STORE = Path("/tmp/localstripe.pickle")  # where localstripe keeps its objects between runs
+
+
+def localstripe_store_usable(path: Path = LOCALSTRIPE_STORE) -> bool:
+    """localstripe rewrites its whole store on every change: a run stopped mid-write leaves it
+    truncated, and localstripe then refuses to start. Such a file is moved aside (with a word on
+    what that means for the demo data); False when that happened."""
+    if not path.exists():
+        return True
+    try:
+        with path.open("rb") as store:
+            pickle.load(store)  # localstripe's own file, written on this machine
+    except Exception:  # any unreadable store is the same case
+        aside = path.with_name(path.name + ".unreadable")
+        path.replace(aside)
+        print(f"localstripe's store {path} was unreadable (a run stopped mid-write): moved to {aside}; "
+              "localstripe starts empty, so earlier demo payments are unknown to it (make demo-reset "
+              "starts the demo data afresh too)")
+        return False
+    return True
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, _stop_requested)
     signal.signal(signal.SIGINT, _stop_requested)
@@ -107,6 +132,7 @@ def main() -> None:
         print(manage("seed_demo", f"--supplier-url=http://{SUPPLIER[0]}:{SUPPLIER[1]}"), end="")
         print("starting processes:")
         stripe_args = ["--from-scratch"] if os.environ.get("RUN_STRIPE_FROM_SCRATCH") else []
+        localstripe_store_usable()
         procs.append(start("localstripe", [str(Path(PY).parent / "localstripe"), "--port", str(LOCALSTRIPE[1]),
                                            *stripe_args], LOCALSTRIPE))
         procs.append(start("stripe", [PY, "-m", "payments.local_stripe", "--port", str(STRIPE[1]),
