@@ -132,7 +132,7 @@ def profile_delivery(user, product, events: int) -> None:
     import cProfile
     import pstats
 
-    from bench.profile_api import _area
+    from bench.profile_api import print_areas
     from outbox.delivery import outbox_drain_once
 
     new_reservations_with_events(user, product, events)
@@ -163,12 +163,7 @@ def profile_delivery(user, product, events: int) -> None:
     print(f"[profile] {delivered} deliveries by one drainer under cProfile: {elapsed / delivered * 1000:.1f} ms each, "
           f"{cpu / delivered * 1000:.1f} ms of this process's CPU")
     stats = pstats.Stats(profiler)
-    areas: dict[str, float] = {}
-    for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():
-        areas[_area(filename)] = areas.get(_area(filename), 0) + tottime
-    total = sum(areas.values())
-    print("    own time by area: " + ", ".join(f"{a} {t / total:.0%}" for a, t in sorted(
-        areas.items(), key=lambda x: -x[1])[:14]))
+    print_areas(stats)
     stats.sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(int(os.environ.get("PROFILE_TOP", "30")))
 
 

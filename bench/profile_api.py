@@ -56,6 +56,16 @@ def _area(filename: str) -> str:
     return next((name for marker, name in AREAS if marker in filename), "other stdlib")
 
 
+def print_areas(stats: pstats.Stats) -> None:
+    """The profile's own time summed by area (AREAS), largest first."""
+    areas: dict[str, float] = {}
+    for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():
+        areas[_area(filename)] = areas.get(_area(filename), 0) + tottime
+    total = sum(areas.values())
+    print("    own time by area: " + ", ".join(f"{a} {t / total:.0%}" for a, t in sorted(
+        areas.items(), key=lambda x: -x[1])[:14]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=500)
@@ -149,12 +159,7 @@ def main() -> None:
         if not args.top:
             return
         stats = pstats.Stats(profiler)
-        areas: dict[str, float] = {}
-        for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():
-            areas[_area(filename)] = areas.get(_area(filename), 0) + tottime
-        total = sum(areas.values())
-        print("    own time by area: " + ", ".join(f"{a} {t / total:.0%}" for a, t in sorted(
-            areas.items(), key=lambda x: -x[1])[:14]))
+        print_areas(stats)
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(
             args.top)
