@@ -76,11 +76,28 @@ def start_gunicorn(env: dict[str, str], port: int, *, workers: int = 4, threads:
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                _wait_for_workers(proc, workers)
                 return proc
         except OSError:
             time.sleep(0.1)
     proc.kill()
     raise SystemExit("gunicorn did not start")
+
+
+def _wait_for_workers(master: subprocess.Popen, workers: int, boot_seconds: float = 3.0) -> None:
+    """Until every worker has forked and had time to load the application: a load generator that
+    opened its connections while only the first worker was up would have given that worker all of
+    them (they stay alive), and measured one worker instead of the server."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{master.pid}/task/{master.pid}/children") as f:
+                if len(f.read().split()) >= workers:
+                    break
+        except OSError:
+            break
+        time.sleep(0.1)
+    time.sleep(boot_seconds)
 
 
 RequestFn = Callable[[int, int], tuple[str, str, dict | None, dict[str, str]]]
