@@ -79,8 +79,12 @@ def main() -> None:
     # As deployed (compose.yaml): Redis for the cache (throttles), the breakers and the task broker.
     env = bench_env(DB, STRIPE_API_BASE=f"http://127.0.0.1:{standin_port}", STRIPE_WEBHOOK_SECRET="whsec_bench_all",
                     REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
-    prepare_database(env, DB)
-    ids = json.loads(django_shell(env, SETUP % (args.requests, args.requests)))
+    try:
+        prepare_database(env, DB)
+        ids = json.loads(django_shell(env, SETUP % (args.requests, args.requests)))
+    except BaseException:
+        standin.terminate()  # it holds our stdout: a caller reading it would wait forever
+        raise
     os.environ.update(env)
     import django
 
