@@ -82,7 +82,8 @@ class ApiTokenAuthentication(TokenAuthentication):
     """No query for a token in the cache; otherwise one: the tokens whose first characters
     match (an indexed column, the user joined), then a constant-time compare of digests.
     knox's own check also loads all of the user's tokens on every request to delete the
-    expired ones; here an expired token is refused, and deleted at the user's next login."""
+    expired ones; here an expired token is refused, and deleted at the user's next login or by the
+    hourly purge (common.tokens.api_tokens_purge_expired)."""
 
     def authenticate_credentials(self, token: bytes) -> tuple[Any, AuthToken]:
         try:

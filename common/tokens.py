@@ -30,11 +30,27 @@ class IssuedToken:
 
 def api_token_issue(*, user: AbstractBaseUser, ttl: dt.timedelta | None = None) -> IssuedToken:
     """A new token for `user`, valid for `ttl` (default API_TOKEN_TTL_HOURS). The user's
-    expired tokens are deleted here: authentication only refuses them, to stay one query."""
+    expired tokens are deleted here (and hourly: api_tokens_purge_expired); authentication only
+    refuses them, to stay one query."""
     with transaction.atomic():
         AuthToken.objects.filter(user=user, expiry__lte=timezone.now()).delete()
         instance, token = AuthToken.objects.create(user=user, expiry=ttl or settings.API_TOKEN_TTL)
     return IssuedToken(token=token, expiry=instance.expiry)
+
+
+PURGE_BATCH = 1000
+
+
+def api_tokens_purge_expired() -> int:
+    """Delete every expired token (scheduled hourly): a user who never logs in again would
+    otherwise keep theirs forever. In batches, so that no transaction holds many rows. Returns
+    how many were deleted."""
+    deleted = 0
+    while True:
+        batch = list(AuthToken.objects.filter(expiry__lte=timezone.now()).values_list("pk", flat=True)[:PURGE_BATCH])
+        if not batch:
+            return deleted
+        deleted += AuthToken.objects.filter(pk__in=batch, expiry__lte=timezone.now()).delete()[0]
 
 
 def api_token_revoke(*, token: AuthToken) -> None:

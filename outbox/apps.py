@@ -25,5 +25,6 @@ class OutboxConfig(AppConfig):
         # minute plus the scheduler's ~30 s granularity), so one is always polling.
         register_schedule("outbox drain", "outbox.tasks.outbox_drain_task", minutes=1)
         register_schedule("idempotency keys purge", "common.idempotency.idempotency_keys_purge", minutes=60)
+        register_schedule("api tokens purge", "common.tokens.api_tokens_purge_expired", minutes=60)
         # Deploy = migrate (G4): every migrate (and every test flush) leaves the schedules in place.
         post_migrate.connect(schedules_after_migrate, sender=self, dispatch_uid="outbox_schedules")

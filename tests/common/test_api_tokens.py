@@ -218,3 +218,21 @@ def test_legacy_tokens_keep_working_hashed_and_expiring_and_their_plain_text_is_
     call_command("api_tokens_convert_legacy", "--drop-table", stdout=io.StringIO())
 
     assert "authtoken_token" not in connection.introspection.table_names()
+
+
+def test_the_hourly_purge_deletes_expired_tokens_only(monkeypatch):
+    from common import tokens
+
+    monkeypatch.setattr(tokens, "PURGE_BATCH", 2)  # several batches
+    users = UserFactory.create_batch(2)
+    for user in users:
+        for _ in range(3):
+            api_token_issue(user=user, ttl=dt.timedelta(hours=1))
+    live = api_token_issue(user=users[0])
+    live_digest = hashlib.sha512(live.token.encode()).hexdigest()
+    AuthToken.objects.exclude(digest=live_digest).update(expiry=timezone.now() - dt.timedelta(seconds=1))
+
+    assert tokens.api_tokens_purge_expired() == 6
+    assert list(AuthToken.objects.values_list("digest", flat=True)) == [live_digest]
+    assert APIClient().get("/api/v1/reservations/", HTTP_AUTHORIZATION=f"Token {live.token}").status_code == 200
+    assert tokens.api_tokens_purge_expired() == 0

@@ -37,7 +37,7 @@ def test_ready_reports_every_schedule_after_migrate_alone(deployment):
     assert anonymous.json() == {"status": "ok"}  # the details are for operators
     schedules = response.json()["checks"]["schedules"]
     assert set(schedules) == {"outbox drain", "reservation expiry", "payments reconcile", "idempotency keys purge",
-                              "ledgers reconcile"}
+                              "api tokens purge", "ledgers reconcile"}
     assert all(s["status"] == "ok" for s in schedules.values())
 
 

@@ -46,6 +46,7 @@ def test_setup_schedules_is_idempotent():
         "reservation expiry": "reservations.expiry.reservations_expire_due",
         "payments reconcile": "payments.services.payments_reconcile",
         "idempotency keys purge": "common.idempotency.idempotency_keys_purge",
+        "api tokens purge": "common.tokens.api_tokens_purge_expired",
         "ledgers reconcile": "ledgers.services.ledgers_reconcile_scheduled",
     }
     assert set(Schedule.objects.values_list("repeats", flat=True)) == {-1}

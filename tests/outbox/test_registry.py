@@ -38,6 +38,7 @@ def test_each_app_registers_its_schedules():
     assert {task.name: task.func for task in periodic_tasks()} == {
         "outbox drain": "outbox.tasks.outbox_drain_task",
         "idempotency keys purge": "common.idempotency.idempotency_keys_purge",
+        "api tokens purge": "common.tokens.api_tokens_purge_expired",
         "reservation expiry": "reservations.expiry.reservations_expire_due",
         "payments reconcile": "payments.services.payments_reconcile",
         "ledgers reconcile": "ledgers.services.ledgers_reconcile_scheduled",
