@@ -8,7 +8,11 @@ The deployed topology on loopback: gunicorn with the web role's gunicorn.conf.py
 once: GETs of one reservation, and pays of fresh reservations (each paid reservation makes
 the worker book it with the supplier and send the guest e-mail).
 
-    .venv/bin/python bench/memory.py [--minutes 5] [--slice-seconds 30]
+    .venv/bin/python bench/memory.py [--minutes 5] [--slice-seconds 30] [--tracemalloc]
+
+--tracemalloc: the web workers also trace their Python heap (bench/gunicorn_tracemalloc.py) from
+the first slice to the last, and the growth is printed at the end: whether a rise in RSS is the
+application keeping objects or the C allocator. Tracing slows the workers down several times.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -43,14 +49,24 @@ s.base_url = "%(supplier)s"
 s.save()
 p = product("MEM")
 payable = unpaid_reservations(p, %(payable)d)
-print(json.dumps({"token": token, "read": str(payable[0].id), "payable": [str(r.id) for r in payable[1:]]}))
+warmup = unpaid_reservations(p, 4000)
+print(json.dumps({"token": token, "read": str(payable[0].id), "payable": [str(r.id) for r in payable[1:]],
+                  "warmup": [str(r.id) for r in warmup]}))
 """
+
+
+def gunicorn_threads() -> int:
+    """Threads per web worker, as the web role's gunicorn.conf.py sets them."""
+    import runpy
+
+    return int(runpy.run_path(str(ROOT / "gunicorn.conf.py"))["threads"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=5)
     parser.add_argument("--slice-seconds", type=float, default=30)
+    parser.add_argument("--tracemalloc", action="store_true")
     args = parser.parse_args()
     if not wrk_available():
         raise SystemExit("wrk is not installed: apt-get install wrk (make bench installs it)")
@@ -71,11 +87,22 @@ def main() -> None:
     per_slice = len(ids["payable"]) // slices
     samples: list[tuple[float, dict[str, float]]] = []
     try:
-        with serving_process(env, workers=4, threads=None) as (port, web):
-            # Warm-up: enough connections for every thread of every worker to serve (each opens
-            # its own database connection and caches), so that what follows measures growth.
-            wrk(port, paths=[f"/api/v1/reservations/{ids['read']}/"], headers=auth, connections=96, threads=4,
-                seconds=10)
+        trace_dir = Path(tempfile.mkdtemp(prefix="reserve-bench-trace-"))
+        if args.tracemalloc:  # from the end of the first slice (after warm-up) to the end of the last
+            env.update(BENCH_TRACE_DIR=str(trace_dir), BENCH_TRACE_BASE=str(30 + args.slice_seconds),
+                       BENCH_TRACE_END=str(15 + args.slice_seconds * slices))
+        config = str(ROOT / "bench" / "gunicorn_tracemalloc.py") if args.tracemalloc else None
+        with serving_process(env, workers=4, threads=None, config_file=config) as (port, web):
+            # Warm-up: enough connections for every thread of every worker to serve a GET and a
+            # pay (each thread opens its own database connection, Stripe session and queue
+            # broker on first use), so that what follows measures growth, not threads taking
+            # their first pay one by one over the minutes.
+            every_thread = 4 * gunicorn_threads() + 16
+            wrk(port, paths=[f"/api/v1/reservations/{ids['read']}/"], headers=auth, connections=every_thread,
+                threads=4, seconds=10)
+            wrk(port, method="POST", paths=[f"/api/v1/reservations/{r}/pay/" for r in ids["warmup"]],
+                body=json.dumps({"payment_method": "pm_card_visa"}), headers=auth, unique_header="Idempotency-Key",
+                sequential=True, connections=every_thread, threads=4, seconds=10)
             started = time.monotonic()
             for n in range(slices):
                 mine = ids["payable"][n * per_slice:(n + 1) * per_slice]
@@ -105,6 +132,8 @@ def main() -> None:
         for proc in (supplier, stand_in):
             proc.terminate()
             proc.wait(timeout=10)
+    for report in sorted(trace_dir.glob("*.txt")):
+        print(f"\nweb {report.stem}, tracemalloc: {report.read_text()}")
     first = samples[1][1] if len(samples) > 2 else samples[0][1]  # after a slice of warm-up
     last = samples[-1][1]
     print(f"\ngrowth from t={samples[1][0] if len(samples) > 2 else samples[0][0]:.0f}s to t={samples[-1][0]:.0f}s "
