@@ -100,6 +100,14 @@ def _wait_for_workers(master: subprocess.Popen, workers: int, boot_seconds: floa
     time.sleep(boot_seconds)
 
 
+def stripe_standin(latency_ms: float) -> tuple[subprocess.Popen, int]:
+    """bench/stripe_standin.py on a free loopback port: (process, port). The caller terminates it."""
+    port = free_port()
+    proc = subprocess.Popen([PY, str(ROOT / "bench" / "stripe_standin.py"), "--port", str(port),
+                             "--latency-ms", str(latency_ms)])
+    return proc, port
+
+
 RequestFn = Callable[[int, int], tuple[str, str, dict | None, dict[str, str]]]
 
 
@@ -226,13 +234,24 @@ s, _ = Supplier.objects.get_or_create(slug="bench", defaults=dict(name="Bench", 
 def product(code, capacity=None):
     return Product.objects.get_or_create(supplier=s, code=code, defaults=dict(
         name=code, unit_amount=1000, currency="eur", daily_capacity=capacity))[0]
-def unpaid_reservations(p, n):
+def unpaid_reservations(p, n, user=None):
     day = dt.date.today() + dt.timedelta(days=5)
     # Codes of the bench's own (44 random bits): tens of thousands of the 6-character codes
     # would collide on the unique column.
-    rows = [Reservation(user=u, product=p, date=day, quantity=1, amount=1000, currency="eur", guest_name="B",
+    rows = [Reservation(user=user or u, product=p, date=day, quantity=1, amount=1000, currency="eur", guest_name="B",
                         guest_email="b@x.io", expires_at=timezone.now() + dt.timedelta(hours=2),
                         code="B" + uuid.uuid4().hex[:11].upper()) for _ in range(n)]
     Reservation.objects.bulk_create(rows, batch_size=1000)
     return rows
+def attempts_for(rows, in_flight=False):
+    # One payment attempt per reservation: settled-looking ones to list, or in flight, as a
+    # pay leaves them before Stripe's webhook (the webhook benches apply those).
+    from payments.models import Payment
+    pays = [Payment(reservation=r, amount=1000, currency="eur", attempt_key="k",
+                    stripe_payment_intent_id="pi_" + uuid.uuid4().hex, in_flight_for=r.id if in_flight else None)
+            for r in rows]
+    Payment.objects.bulk_create(pays, batch_size=1000)
+    return pays
+def hook_ids(pays):
+    return [[x.stripe_payment_intent_id, str(x.reservation_id), str(x.id)] for x in pays]
 """

@@ -32,10 +32,10 @@ from bench._harness import (
     SETUP_PREAMBLE,
     bench_env,
     django_shell,
-    free_port,
     prepare_database,
     serving,
     serving_process,
+    stripe_standin,
 )
 from bench._wrk import wrk, wrk_available
 
@@ -43,23 +43,16 @@ DB = "reserve_bench_all"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 WEBHOOK_SECRET = "whsec_bench_all"
 SETUP = SETUP_PREAMBLE + """
-from payments.models import Payment
 p = product("ALL")
 lister = User.objects.create(username="lister")
-listed = [Reservation(user=lister, product=p, date=dt.date.today() + dt.timedelta(days=5), quantity=1, amount=1000,
-                      currency="eur", guest_name="L", guest_email="l@x.io") for _ in range(20)]
-Reservation.objects.bulk_create(listed)
-Payment.objects.bulk_create([Payment(reservation=r, amount=1000, currency="eur", attempt_key="k",
-                                     stripe_payment_intent_id="pi_" + uuid.uuid4().hex) for r in listed])
+listed = unpaid_reservations(p, 20, user=lister)
+attempts_for(listed)
 payable = unpaid_reservations(p, %(payable)d)
-hooked = unpaid_reservations(p, %(hooked)d)
-pays = [Payment(reservation=r, amount=1000, currency="eur", stripe_payment_intent_id="pi_" + uuid.uuid4().hex,
-                attempt_key="k", in_flight_for=r.id) for r in hooked]
-Payment.objects.bulk_create(pays, batch_size=1000)
+pays = attempts_for(unpaid_reservations(p, %(hooked)d), in_flight=True)
 customers = [api_token_issue(user=User.objects.create(username=f"c{i}")).token for i in range(50)]
 print(json.dumps({"token": token, "lister": api_token_issue(user=lister).token, "product": str(p.id),
                   "read": str(listed[0].id), "payable": [str(r.id) for r in payable], "customers": customers,
-                  "hooked": [[x.stripe_payment_intent_id, str(x.reservation_id), str(x.id)] for x in pays]}))
+                  "hooked": hook_ids(pays)}))
 """
 
 
@@ -73,13 +66,6 @@ def signed_event(intent_id: str, reservation_id: str, payment_id: str) -> tuple[
     ts = int(time.time())
     mac = hmac.new(WEBHOOK_SECRET.encode(), f"{ts}.{body}".encode(), hashlib.sha256).hexdigest()
     return "/webhooks/stripe/", body, {"Stripe-Signature": f"t={ts},v1={mac}"}
-
-
-def standin(latency_ms: float) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    proc = subprocess.Popen([PY, str(ROOT / "bench" / "stripe_standin.py"), "--port", str(port),
-                             "--latency-ms", str(latency_ms)])
-    return proc, port
 
 
 def rss_mb(root_pid: int) -> dict[int, float]:
@@ -132,7 +118,7 @@ def project_pay(env: dict, ids: dict, seconds: float, runs: list[tuple[str, floa
     payable = ids["payable"]
     per_run = len(payable) // len(runs)
     for index, (name, latency, threads, connections) in enumerate(runs):
-        stand_in, stand_in_port = standin(latency)
+        stand_in, stand_in_port = stripe_standin(latency)
         try:
             run_env = {**env, "STRIPE_API_BASE": f"http://127.0.0.1:{stand_in_port}",
                        "GUNICORN_THREADS": str(threads)}

@@ -20,11 +20,9 @@ from bench._wrk import wrk, wrk_available
 
 DB = "reserve_bench_ceiling"
 SETUP = SETUP_PREAMBLE + """
-from payments.models import Payment
 p = product("CEIL")
 listed = unpaid_reservations(p, 20)
-Payment.objects.bulk_create([Payment(reservation=r, amount=1000, currency="eur", attempt_key="k",
-                                     stripe_payment_intent_id="pi_" + uuid.uuid4().hex) for r in listed])
+attempts_for(listed)
 writable = unpaid_reservations(p, %d)
 customers = [api_token_issue(user=User.objects.get_or_create(username=f"bench-{i}")[0]).token for i in range(50)]
 print(json.dumps({"token": token, "product": str(p.id), "read": str(listed[0].id),

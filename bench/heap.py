@@ -14,13 +14,12 @@ import gc
 import json
 import logging
 import os
-import subprocess
 import sys
 import tracemalloc
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._harness import PY, ROOT, SETUP_PREAMBLE, bench_env, django_shell, free_port, prepare_database
+from bench._harness import SETUP_PREAMBLE, bench_env, django_shell, prepare_database, stripe_standin
 
 DB = "reserve_bench_heap"
 SETUP = SETUP_PREAMBLE + """
@@ -34,9 +33,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1200)
     args = parser.parse_args()
     warm_up = 300
-    port = free_port()
-    standin = subprocess.Popen([PY, str(ROOT / "bench" / "stripe_standin.py"), "--port", str(port),
-                                "--latency-ms", "0"])
+    standin, port = stripe_standin(0)
     env = bench_env(DB, STRIPE_API_BASE=f"http://127.0.0.1:{port}",
                     REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
     try:

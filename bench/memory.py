@@ -38,9 +38,10 @@ from bench._harness import (
     free_port,
     prepare_database,
     serving_process,
+    stripe_standin,
 )
 from bench._wrk import wrk, wrk_available
-from bench.all import rss_mb, standin
+from bench.all import rss_mb
 
 DB = "reserve_bench_memory"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
@@ -75,7 +76,7 @@ def main() -> None:
     supplier_port = free_port()
     supplier = subprocess.Popen([PY, "-m", "suppliers.fake_server", "--port", str(supplier_port)], cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    stand_in, stand_in_port = standin(50)
+    stand_in, stand_in_port = stripe_standin(50)
     env = bench_env(DB, REDIS_URL=REDIS_URL, STRIPE_API_BASE=f"http://127.0.0.1:{stand_in_port}", Q_WORKERS="4",
                     EMAIL_URL="filemail:////tmp/reserve-bench-mail")
     prepare_database(env, DB)

@@ -11,22 +11,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench._harness import (
-    PY,
-    ROOT,
     SETUP_PREAMBLE,
     bench_env,
     describe,
     django_shell,
-    free_port,
     load,
     prepare_database,
     serving,
+    stripe_standin,
 )
 
 DB = "reserve_bench_pay"
@@ -57,9 +54,7 @@ def main() -> None:
     parser.add_argument("--reservations", type=int, default=8000)
     args = parser.parse_args()
 
-    standin_port = free_port()
-    standin = subprocess.Popen([PY, str(ROOT / "bench" / "stripe_standin.py"), "--port", str(standin_port),
-                                "--latency-ms", str(args.latency_ms)])
+    standin, standin_port = stripe_standin(args.latency_ms)
     env = bench_env(DB, STRIPE_API_BASE=f"http://127.0.0.1:{standin_port}", STRIPE_API_KEY="sk_test_bench",
                     STRIPE_WEBHOOK_SECRET="whsec_bench", STRIPE_TIMEOUT_SECONDS="8")
     try:

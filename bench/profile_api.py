@@ -18,29 +18,22 @@ import io
 import json
 import os
 import pstats
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._harness import PY, ROOT, SETUP_PREAMBLE, bench_env, django_shell, free_port, prepare_database
+from bench._harness import SETUP_PREAMBLE, bench_env, django_shell, prepare_database, stripe_standin
 
 DB = "reserve_bench_profile"
 SETUP = SETUP_PREAMBLE + """
-from payments.models import Payment
 p = product("PROF")
 listed = unpaid_reservations(p, 20)
-Payment.objects.bulk_create([Payment(reservation=r, amount=1000, currency="eur", attempt_key="k",
-                                     stripe_payment_intent_id="pi_" + uuid.uuid4().hex) for r in listed])
+attempts_for(listed)
 payable = unpaid_reservations(p, %d)
-hooked = unpaid_reservations(p, %d)
-pays = [Payment(reservation=r, amount=1000, currency="eur", stripe_payment_intent_id="pi_" + uuid.uuid4().hex,
-                attempt_key="k", in_flight_for=r.id) for r in hooked]
-Payment.objects.bulk_create(pays)
+pays = attempts_for(unpaid_reservations(p, %d), in_flight=True)
 print(json.dumps({"token": token, "product": str(p.id), "read": str(listed[0].id),
-                  "payable": [str(r.id) for r in payable],
-                  "hooked": [[x.stripe_payment_intent_id, str(x.reservation_id), str(x.id)] for x in pays]}))
+                  "payable": [str(r.id) for r in payable], "hooked": hook_ids(pays)}))
 """
 
 
@@ -73,9 +66,7 @@ def main() -> None:
     parser.add_argument("--only", default="")
     args = parser.parse_args()
 
-    standin_port = free_port()
-    standin = subprocess.Popen([PY, str(ROOT / "bench" / "stripe_standin.py"), "--port", str(standin_port),
-                                "--latency-ms", "0"])
+    standin, standin_port = stripe_standin(0)
     # As deployed (compose.yaml): Redis for the cache (throttles), the breakers and the task broker.
     env = bench_env(DB, STRIPE_API_BASE=f"http://127.0.0.1:{standin_port}", STRIPE_WEBHOOK_SECRET="whsec_bench_all",
                     REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))

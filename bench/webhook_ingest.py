@@ -25,12 +25,8 @@ from bench._harness import SETUP_PREAMBLE, bench_env, describe, django_shell, lo
 DB = "reserve_bench_webhook"
 SECRET = "whsec_bench_ingest"
 SETUP = SETUP_PREAMBLE + """
-from payments.models import Payment
-rows = unpaid_reservations(product("WH"), %d)
-pays = [Payment(reservation=r, amount=1000, currency="eur", stripe_payment_intent_id="pi_" + uuid.uuid4().hex,
-                attempt_key="k", in_flight_for=r.id) for r in rows]
-Payment.objects.bulk_create(pays, batch_size=1000)
-print(json.dumps([[p.stripe_payment_intent_id, str(p.reservation_id), str(p.id)] for p in pays]))
+pays = attempts_for(unpaid_reservations(product("WH"), %d), in_flight=True)
+print(json.dumps(hook_ids(pays)))
 """
 
 
