@@ -1,30 +1,100 @@
 from __future__ import annotations
 
+import functools
 import uuid
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.core.exceptions import ValidationError
+from django.db.models import Count, QuerySet
 
+from common.compiled import CompiledQuery, Many
 from common.exceptions import NotFound
 from reservations.models import Reservation, ReservationEvent, ReservationStatus, SupplierStatus
 
+# The reads of the customer's own answers (GET one, the list) are the hottest of the API: they
+# run as queries the ORM compiled once (common.compiled, issue "performance").
+_PK = Reservation._meta.pk
+_USER = Reservation._meta.get_field("user")
+_STATUS = Reservation._meta.get_field("status")
+_NEWEST_FIRST = ("-created_at", "-id")
+_OWN = CompiledQuery(lambda pk, user: Reservation.objects.filter(pk=pk, user_id=user), pk=_PK, user=_USER)
+_OWN_LIST = CompiledQuery(lambda user: Reservation.objects.filter(user_id=user).order_by(*_NEWEST_FIRST),
+                          user=_USER)
+_OWN_LIST_IN_STATUS = CompiledQuery(
+    lambda user, status: Reservation.objects.filter(user_id=user, status=status).order_by(*_NEWEST_FIRST),
+    user=_USER, status=_STATUS)
+# COUNT(*) as a values_list query (QuerySet.count() executes at once, so it cannot be compiled):
+# grouped by the one customer it filters on, so one row, or none for no reservation.
+_OWN_COUNT = CompiledQuery(
+    lambda user: Reservation.objects.filter(user_id=user).order_by().values("user_id").annotate(
+        n=Count("*")).values_list("n"), user=_USER)
+_OWN_COUNT_IN_STATUS = CompiledQuery(
+    lambda user, status: Reservation.objects.filter(user_id=user, status=status).order_by().values(
+        "user_id").annotate(n=Count("*")).values_list("n"), user=_USER, status=_STATUS)
 
-def reservation_list_for_user(*, user: AbstractBaseUser, status: str | None = None) -> QuerySet[Reservation]:
-    # The newest payment of each row comes from one prefetch query, whatever the page size.
-    qs = Reservation.objects.filter(user=user).prefetch_related("payments").order_by("-created_at", "-id")
-    if status:
-        qs = qs.filter(status=status)
-    return qs
+
+@functools.cache
+def _payments_of() -> CompiledQuery:
+    """The payments of some reservations. `payments` is the payments app's reverse relation:
+    reached through the model, never imported (it is an app above this one); looked up on first
+    use, when every app is loaded."""
+    reservation_fk = Reservation._meta.get_field("payments").field
+    return CompiledQuery(
+        lambda reservations: reservation_fk.model._default_manager.filter(
+            **{f"{reservation_fk.attname}__in": reservations}),
+        reservations=Many(reservation_fk))
 
 
-def reservation_get_for_user(*, user: AbstractBaseUser, reservation_id: uuid.UUID | str) -> Reservation:
-    """Another customer's reservation is indistinguishable from a missing one (A3: 404)."""
+def _with_payments(reservations: list[Reservation]) -> list[Reservation]:
+    """Loads the payments of `reservations` in one query, whatever their number, and records
+    them as each one's payments (Reservation.payments_loaded), so that the answer's body costs
+    no query per row."""
+    reservation_fk = Reservation._meta.get_field("payments").field
+    by_reservation: dict[uuid.UUID, list] = {reservation.pk: [] for reservation in reservations}
+    for payment in _payments_of().execute(reservations=list(by_reservation)):
+        by_reservation[payment.reservation_id].append(payment)
+    for reservation in reservations:
+        for payment in by_reservation[reservation.pk]:
+            reservation_fk.set_cached_value(payment, reservation)  # payment.reservation, as the ORM sets it
+        reservation.payments_loaded(by_reservation[reservation.pk])
+    return reservations
+
+
+class OwnReservations:
+    """A customer's reservations, newest first, perhaps in one status, as Django's Paginator
+    reads them (`count()` and a slice): a page is one query, and its payments one more,
+    whatever the page size."""
+
+    def __init__(self, *, user: AbstractBaseUser, status: str | None) -> None:
+        self._values = {"user": user.pk, **({"status": status} if status else {})}
+        self._status = status
+
+    def count(self) -> int:
+        rows = (_OWN_COUNT_IN_STATUS if self._status else _OWN_COUNT).execute(**self._values)
+        return rows[0][0] if rows else 0
+
+    def __getitem__(self, window: slice) -> list[Reservation]:
+        if window.stop <= window.start:
+            return []
+        page = (_OWN_LIST_IN_STATUS if self._status else _OWN_LIST).execute(window=window, **self._values)
+        return _with_payments(page)
+
+
+def reservation_list_for_user(*, user: AbstractBaseUser, status: str | None = None) -> OwnReservations:
+    return OwnReservations(user=user, status=status)
+
+
+def reservation_get_for_user(*, user: AbstractBaseUser, reservation_id: uuid.UUID | str,
+                             with_payments: bool = False) -> Reservation:
+    """Another customer's reservation is indistinguishable from a missing one (A3: 404).
+    `with_payments`: for an answer with its body (the latest payment), read in the same call."""
     try:
-        # Its payments are read when the body asks (latest_payment): one plain query, cheaper
-        # than prefetch_related's machinery for a single row, and none for the timeline.
-        return Reservation.objects.get(pk=reservation_id, user=user)
-    except (Reservation.DoesNotExist, ValueError) as exc:
+        found = _OWN.execute(pk=reservation_id, user=user.pk)
+    except ValidationError as exc:  # not a UUID
         raise NotFound("Reservation not found.") from exc
+    if not found:
+        raise NotFound("Reservation not found.")
+    return _with_payments(found)[0] if with_payments else found[0]
 
 
 def reservation_timeline(*, reservation: Reservation) -> QuerySet[ReservationEvent]:

@@ -78,9 +78,17 @@ class ReservationOutputSerializer(serializers.ModelSerializer):
 _DATETIME = serializers.DateTimeField()
 
 
-def api_datetime(value: dt.datetime | None) -> str | None:
-    """A datetime as every answer writes it (DRF's ISO 8601, UTC as "Z")."""
-    return _DATETIME.to_representation(value) if value is not None else None
+def api_datetime(value: dt.datetime | None, zone: dt.tzinfo | None = None) -> str | None:
+    """A datetime as every answer writes it: DRF's DateTimeField (ISO 8601 in the current time
+    zone, UTC as "Z"), written out for the aware datetimes the models hold. DRF's goes through
+    its settings and timezone checks for each value, three per body: a tenth of a list's time.
+    `zone`: the current time zone, when the caller already has it."""
+    if value is None:
+        return None
+    if timezone.is_naive(value):
+        return _DATETIME.to_representation(value)
+    text = value.astimezone(zone or timezone.get_current_timezone()).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def reservation_body(reservation: Reservation) -> dict[str, Any]:
@@ -89,15 +97,16 @@ def reservation_body(reservation: Reservation) -> dict[str, Any]:
     each instance, which cost about a third of a GET's Python time (bench/profile_api.py). The
     serializer stays the schema's source, and tests/api/test_reservation_body.py holds the two
     equal for every state a reservation and its payment can be in."""
+    zone = timezone.get_current_timezone()
     body = {
         "id": str(reservation.id), "code": reservation.code, "status": reservation.status,
         "supplier_status": reservation.supplier_status, "product": str(reservation.product_id),
         "date": reservation.date.isoformat(), "quantity": reservation.quantity, "amount": reservation.amount,
         "currency": reservation.currency, "guest_name": reservation.guest_name,
         "guest_email": reservation.guest_email, "locale": reservation.locale,
-        "supplier_reference": reservation.supplier_reference, "expires_at": api_datetime(reservation.expires_at),
-        "version": reservation.version, "created_at": api_datetime(reservation.created_at),
-        "updated_at": api_datetime(reservation.updated_at),
+        "supplier_reference": reservation.supplier_reference, "expires_at": api_datetime(reservation.expires_at, zone),
+        "version": reservation.version, "created_at": api_datetime(reservation.created_at, zone),
+        "updated_at": api_datetime(reservation.updated_at, zone),
     }
     for name, render in _extra_renderers.items():
         body[name] = render(reservation)

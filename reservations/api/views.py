@@ -79,7 +79,8 @@ class ReservationDetailApi(APIView):
     @extend_schema(summary="Get a reservation", description="One of your reservations, with its latest payment.",
                    responses=ReservationOutputSerializer)
     def get(self, request: Request, reservation_id: str) -> Response:
-        reservation = selectors.reservation_get_for_user(user=request.user, reservation_id=reservation_id)
+        reservation = selectors.reservation_get_for_user(user=request.user, reservation_id=reservation_id,
+                                                         with_payments=True)
         return Response(reservation_body(reservation))
 
 

@@ -1,5 +1,7 @@
 """The reservation body written out (reservation_body, payment_body: the hot answers) is, byte
-for byte once rendered, what the serializers (the schema's source) give, in every state."""
+for byte once rendered, what the serializers (the schema's source) give, in every state, for
+the rows as the answers read them (the compiled reads of GET one and of the list: their
+converted values, payments included) as for the rows the ORM reads."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from rest_framework.renderers import JSONRenderer
 from payments.models import PaymentStatus
 from reservations.api.serializers import ReservationOutputSerializer, reservation_body
 from reservations.models import Reservation, ReservationStatus, SupplierStatus
+from reservations.selectors import reservation_get_for_user, reservation_list_for_user
 from tests.factories import ReservationFactory
 from tests.payments.factories import PaymentFactory
 
@@ -25,7 +28,10 @@ def rendered(data: dict) -> bytes:
 def both(reservation_id) -> tuple[bytes, bytes]:
     reservation = Reservation.objects.get(pk=reservation_id)
     serializer = rendered(ReservationOutputSerializer(reservation).data)
-    return rendered(reservation_body(Reservation.objects.get(pk=reservation_id))), serializer
+    as_got = reservation_get_for_user(user=reservation.user, reservation_id=reservation_id, with_payments=True)
+    [as_listed] = reservation_list_for_user(user=reservation.user)[0:1]
+    assert rendered(reservation_body(as_listed)) == rendered(reservation_body(as_got))
+    return rendered(reservation_body(as_got)), serializer
 
 
 def test_without_a_payment():
@@ -56,3 +62,20 @@ def test_with_its_newest_payment_in_every_status(status):
     else:
         assert b"pi_secret_x" not in written
         assert b"bank.test" not in written
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Madrid", "America/St_Johns"])
+def test_datetimes_are_written_as_drf_writes_them_in_the_current_time_zone(zone):
+    reservation = ReservationFactory(expires_at=timezone.now().replace(microsecond=0))
+    with timezone.override(zone):
+        written, serialized = both(reservation.id)
+    assert written == serialized
+
+
+def test_a_refreshed_reservation_reads_its_payments_again():
+    reservation = ReservationFactory()
+    reservation.payments_loaded([])
+    payment = PaymentFactory(reservation=reservation)
+    assert reservation.latest_payment is None  # what was loaded, no query
+    reservation.refresh_from_db()
+    assert reservation.latest_payment == payment

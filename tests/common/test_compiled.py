@@ -1,0 +1,141 @@
+"""common.compiled.CompiledQuery: a query the ORM compiled once, executed with new values. Its
+promise is the ORM's answer without the ORM's per-call compiling: the same rows, the same
+converted values, each call bound to its own values, on every thread and after a reconnect."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.db import OperationalError, connection
+from django.db.models import Count
+from django.utils import timezone
+
+from common.compiled import CompiledQuery, Many
+from payments.models import Payment, PaymentStatus
+from reservations.models import Reservation
+from tests.factories import ReservationFactory, UserFactory
+from tests.payments.factories import PaymentFactory
+from tests.support.db import connection_id, kill_connection
+
+_USER = Reservation._meta.get_field("user")
+_PK = Reservation._meta.pk
+BY_USER = CompiledQuery(lambda user: Reservation.objects.filter(user_id=user).order_by("created_at", "id"),
+                        user=_USER)
+ONE_OF_USER = CompiledQuery(lambda pk, user: Reservation.objects.filter(pk=pk, user_id=user), pk=_PK, user=_USER)
+PAYMENTS_OF = CompiledQuery(lambda ids: Payment.objects.filter(reservation_id__in=ids).order_by("created_at"),
+                            ids=Many(Payment._meta.get_field("reservation")))
+COUNT_OF_USER = CompiledQuery(lambda user: Reservation.objects.filter(user_id=user).order_by().values(
+    "user_id").annotate(n=Count("*")).values_list("n"), user=_USER)
+
+
+def values(instance) -> dict:
+    return {field.attname: getattr(instance, field.attname) for field in instance._meta.concrete_fields}
+
+
+@pytest.mark.django_db
+def test_each_call_is_bound_to_its_own_values():
+    ada, bob = UserFactory(), UserFactory()
+    adas = [ReservationFactory(user=ada) for _ in range(2)]
+    bobs = [ReservationFactory(user=bob) for _ in range(3)]
+
+    for _ in range(2):  # alternately, so that no call keeps the values of the one before
+        assert [r.pk for r in BY_USER.execute(user=ada.pk)] == [r.pk for r in adas]
+        assert [r.pk for r in BY_USER.execute(user=bob.pk)] == [r.pk for r in bobs]
+    assert [r.pk for r in ONE_OF_USER.execute(pk=bobs[0].pk, user=bob.pk)] == [bobs[0].pk]
+    assert ONE_OF_USER.execute(pk=bobs[0].pk, user=ada.pk) == []  # both filters are bound
+    assert COUNT_OF_USER.execute(user=bob.pk) == [(3,)]
+    assert COUNT_OF_USER.execute(user=UserFactory().pk) == []
+
+
+@pytest.mark.django_db
+def test_the_rows_are_the_orms_rows_with_the_same_converted_values():
+    reservation = ReservationFactory(expires_at=timezone.now() + dt.timedelta(microseconds=123457), locale="es")
+    PaymentFactory(reservation=reservation, status=PaymentStatus.REQUIRES_ACTION, client_secret="pi_secret",
+                   next_action={"type": "redirect_to_url", "redirect_to_url": {"url": "https://bank.test/ñ"}})
+
+    [compiled] = ONE_OF_USER.execute(pk=str(reservation.pk), user=reservation.user_id)  # a string, as URLs give
+    [payment] = PAYMENTS_OF.execute(ids=[reservation.pk])
+
+    assert values(compiled) == values(Reservation.objects.get(pk=reservation.pk))
+    assert values(payment) == values(Payment.objects.get(reservation=reservation))
+    assert compiled.expires_at.tzinfo is not None
+    assert isinstance(payment.next_action, dict)
+    assert compiled._state.adding is False
+    assert compiled._state.db == "default"
+
+
+@pytest.mark.django_db
+def test_a_window_is_that_slice_of_the_ordered_rows():
+    user = UserFactory()
+    rows = [ReservationFactory(user=user) for _ in range(5)]
+    ordered = list(Reservation.objects.filter(user=user).order_by("created_at", "id"))
+
+    for window in (slice(0, 2), slice(2, 4), slice(4, 6), slice(5, 7)):
+        assert BY_USER.execute(user=user.pk, window=window) == ordered[window]
+    assert len(rows) == 5
+
+
+@pytest.mark.django_db
+def test_a_list_parameter_takes_any_length():
+    reservations = [ReservationFactory() for _ in range(3)]
+    payments = [PaymentFactory(reservation=r) for r in reservations]
+
+    assert {p.pk for p in PAYMENTS_OF.execute(ids=[reservations[1].pk])} == {payments[1].pk}
+    assert {p.pk for p in PAYMENTS_OF.execute(ids=[r.pk for r in reservations])} == {p.pk for p in payments}
+    assert {p.pk for p in PAYMENTS_OF.execute(ids=[reservations[2].pk, reservations[0].pk])} == {
+        payments[2].pk, payments[0].pk}
+    assert PAYMENTS_OF.execute(ids=[]) == []
+
+
+@pytest.mark.django_db
+def test_a_parameter_the_query_does_not_carry_is_refused():
+    forgetful = CompiledQuery(lambda pk, user: Reservation.objects.filter(pk=pk), pk=_PK, user=_USER)
+    with pytest.raises(ImproperlyConfigured, match="'user'"):
+        forgetful.execute(pk=ReservationFactory().pk, user=1)
+
+
+@pytest.mark.django_db
+def test_slices_and_prefetches_are_refused_at_compile():
+    with pytest.raises(ImproperlyConfigured):
+        CompiledQuery(lambda user: Reservation.objects.filter(user_id=user)[:3], user=_USER).execute(user=1)
+    with pytest.raises(ImproperlyConfigured):
+        CompiledQuery(lambda user: Reservation.objects.filter(user_id=user).prefetch_related("payments"),
+                      user=_USER).execute(user=1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_connection_fails_the_call_and_the_next_connection_runs_it():
+    reservation = ReservationFactory()
+    assert ONE_OF_USER.execute(pk=reservation.pk, user=reservation.user_id)  # compiled on this connection
+    kill_connection(connection_id())
+
+    with pytest.raises(OperationalError):
+        ONE_OF_USER.execute(pk=reservation.pk, user=reservation.user_id)
+    connection.close()  # what Django does at the next request (CONN_HEALTH_CHECKS)
+    assert [r.pk for r in ONE_OF_USER.execute(pk=reservation.pk, user=reservation.user_id)] == [reservation.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_threads_each_run_it_on_their_own_connection():
+    users = [UserFactory() for _ in range(4)]
+    expected = {user.pk: {ReservationFactory(user=user).pk for _ in range(user.pk % 3 + 1)} for user in users}
+    seen: dict[int, list[set]] = {user.pk: [] for user in users}
+    start = threading.Barrier(len(users))
+
+    def read(user_id: int) -> None:
+        try:
+            start.wait()
+            for _ in range(20):
+                seen[user_id].append({r.pk for r in BY_USER.execute(user=user_id)})
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=read, args=(user.pk,)) for user in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(rows == [expected[user_id]] * 20 for user_id, rows in seen.items())
