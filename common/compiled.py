@@ -18,6 +18,7 @@ error when the query is first compiled, never a silently unbound filter.
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import threading
 import uuid
@@ -28,7 +29,7 @@ from typing import Any, Generic, TypeVar
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.db.models import Field, Model, QuerySet
-from django.db.models.query import ModelIterable, ValuesListIterable
+from django.db.models.query import ModelIterable, ValuesListIterable, get_related_populators
 
 M = TypeVar("M", bound=Model)
 
@@ -47,11 +48,17 @@ def _marker(field: Field) -> Any:
     kind = target.get_internal_type()
     if kind == "UUIDField":
         return uuid.uuid4()
-    if kind in ("AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField",
-                "PositiveIntegerField", "PositiveBigIntegerField", "SmallIntegerField"):
+    # Within the column's range: the ORM turns an out-of-range value into an empty result.
+    if kind in ("BigAutoField", "BigIntegerField", "PositiveBigIntegerField"):
         return 2**40 + secrets.randbelow(2**40)
+    if kind in ("AutoField", "IntegerField", "PositiveIntegerField"):
+        return 2**30 + secrets.randbelow(2**30)
+    if kind in ("SmallAutoField", "SmallIntegerField", "PositiveSmallIntegerField"):
+        return 2**13 + secrets.randbelow(2**13)
     if kind in ("CharField", "TextField", "SlugField"):
         return "marker-" + secrets.token_hex(8)
+    if kind == "DateTimeField":
+        return dt.datetime(2999, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=secrets.randbelow(2**40))
     raise ImproperlyConfigured(f"CompiledQuery: no marker for a {kind} parameter")
 
 
@@ -66,6 +73,8 @@ class _Compiled:
     model: type[Model] | None  # None: the rows are values_list tuples
     init_list: list[str]
     model_slice: slice
+    related_populators: list  # select_related: Django's own RelatedPopulators
+    for_update: bool
 
 
 class CompiledQuery(Generic[M]):
@@ -77,18 +86,32 @@ class CompiledQuery(Generic[M]):
         self._params = params
         self._local = threading.local()
 
-    def _compile(self, connection, shape: tuple) -> _Compiled:
+    def model(self) -> type[M]:
+        """The model the query reads (built once, without compiling or querying)."""
+        model = getattr(self, "_model", None)
+        if model is None:
+            shape = [0 if isinstance(param, Many) else 1 for param in self._params.values()]
+            model = self._model = self._build(**self._markers(shape)).model
+        return model
+
+    def _markers(self, shape) -> dict[str, Any]:
         markers: dict[str, Any] = {}
         for (name, param), length in zip(self._params.items(), shape, strict=True):
             if isinstance(param, Many):
                 markers[name] = [_marker(param.field) for _ in range(length)]
             else:
                 markers[name] = _marker(param)
+        return markers
+
+    def _compile(self, connection, shape: tuple) -> _Compiled:
+        markers = self._markers(shape)
         queryset = self._build(**markers)
-        if queryset._iterable_class not in (ModelIterable, ValuesListIterable) or queryset._prefetch_related_lookups:
-            raise ImproperlyConfigured("CompiledQuery: model instances or values_list, without prefetch_related")
-        if queryset.query.is_sliced or queryset.query.select_for_update:
-            raise ImproperlyConfigured("CompiledQuery: slice with execute(window=...); no select_for_update")
+        if (queryset._iterable_class not in (ModelIterable, ValuesListIterable) or queryset._prefetch_related_lookups
+                or queryset._known_related_objects):
+            raise ImproperlyConfigured("CompiledQuery: model instances or values_list, without prefetch_related, "
+                                       "not from a related manager")
+        if queryset.query.is_sliced:
+            raise ImproperlyConfigured("CompiledQuery: slice with execute(window=...)")
         compiler = queryset.query.get_compiler(connection=connection)
         sql, params = compiler.as_sql()
         slots: dict[str, tuple[tuple[int, ...], ...]] = {}
@@ -103,19 +126,22 @@ class CompiledQuery(Generic[M]):
                 positions.append(found)
             slots[name] = tuple(positions)
         columns = [expression for expression, _, _ in compiler.select]
+        # What ModelIterable works out for each query, worked out once.
         if queryset._iterable_class is ModelIterable:
             klass_info = compiler.klass_info
-            if klass_info.get("related_klass_infos") or compiler.annotation_col_map:
-                raise ImproperlyConfigured("CompiledQuery: no select_related or annotations on model rows")
+            if compiler.annotation_col_map:
+                raise ImproperlyConfigured("CompiledQuery: no annotations on model rows")
             fields = klass_info["select_fields"]
             model_slice = slice(fields[0], fields[-1] + 1)
             init_list = [expression.target.attname for expression in columns[model_slice]]
             model = klass_info["model"]
+            related_populators = get_related_populators(klass_info, compiler.select, connection.alias)
         else:
-            model, init_list, model_slice = None, [], slice(0, 0)
+            model, init_list, model_slice, related_populators = None, [], slice(0, 0), []
         return _Compiled(sql=sql, params=tuple(params), slots=slots, compiler=compiler,
                          converters=compiler.get_converters(columns), model=model, init_list=init_list,
-                         model_slice=model_slice)
+                         model_slice=model_slice, related_populators=related_populators,
+                         for_update=bool(queryset.query.select_for_update))
 
     def _compiled(self, connection, shape: tuple) -> _Compiled:
         cache = getattr(self._local, "cache", None)
@@ -147,6 +173,8 @@ class CompiledQuery(Generic[M]):
                     params[position] = prepared
         sql = compiled.sql
         if window is not None:
+            if compiled.for_update:
+                raise ImproperlyConfigured("CompiledQuery: a window of a SELECT ... FOR UPDATE")
             sql += " " + connection.ops.limit_offset_sql(window.start, window.stop)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
@@ -155,4 +183,10 @@ class CompiledQuery(Generic[M]):
             rows = compiled.compiler.apply_converters(rows, compiled.converters)
         if compiled.model is None:
             return [tuple(row) for row in rows]
-        return [compiled.model.from_db(using, compiled.init_list, row[compiled.model_slice]) for row in rows]
+        objects = []
+        for row in rows:
+            obj = compiled.model.from_db(using, compiled.init_list, row[compiled.model_slice])
+            for populator in compiled.related_populators:
+                populator.populate(row, obj)
+            objects.append(obj)
+        return objects

@@ -73,20 +73,23 @@ class Reservation(models.Model):
 
     @property
     def latest_payment(self) -> models.Model | None:
-        """The newest payment attempt: of the payments recorded by `payments_loaded` when there
-        are some (the answers' reads and locks load them with the row), else of one query on
-        `payments` (the payments app's reverse relation)."""
+        """The newest payment attempt."""
+        return max(self.payments_read(), key=lambda payment: payment.created_at, default=None)
+
+    def payments_read(self) -> list[models.Model]:
+        """This reservation's payments: those recorded by `payments_loaded` when there are some
+        (the answers' reads and the locks load them with the row), else one query on `payments`
+        (the payments app's reverse relation)."""
         loaded = getattr(self, "_prefetched_objects_cache", {}).get(_LOADED_PAYMENTS)
-        payments = loaded if loaded is not None else self.payments.all()
-        return max(payments, key=lambda payment: payment.created_at, default=None)
+        return loaded if loaded is not None else list(self.payments.all())
 
     def payments_loaded(self, payments: list[models.Model]) -> None:
         """Record `payments` as this reservation's payments, already read (with the row, or in
         the transaction that locked them, or none for a reservation just created), so that
-        `latest_payment` and the answer's body cost no query. A plain list, not the queryset
-        that prefetch_related would build (a manager and a queryset per row: a tenth of a list
-        answer's time); `self.payments` still asks the database. Kept with the prefetched
-        relations, so that `refresh_from_db()` forgets it as it forgets them."""
+        `payments_read`, `latest_payment` and the answer's body cost no query. A plain list, not
+        the queryset that prefetch_related would build (a manager and a queryset per row: a
+        tenth of a list answer's time); `self.payments` still asks the database. Kept with the
+        prefetched relations, so that `refresh_from_db()` forgets it as it forgets them."""
         self._prefetched_objects_cache = {**getattr(self, "_prefetched_objects_cache", {}),
                                           _LOADED_PAYMENTS: list(payments)}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import uuid
 from collections.abc import Callable
@@ -13,13 +14,14 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Count, F
 from django.utils import timezone
 
+from common.compiled import CompiledQuery
 from common.db import retry_on_deadlock, versioned_update
 from common.exceptions import InvalidState, NotFound, ProductUnavailable, SoldOut, TooManyUnpaidHolds
 from common.faults import fault_point
-from common.locking import lock_rows
+from common.locking import CompiledLock
 from reservations.models import DailyInventory, Reservation, ReservationEvent, ReservationStatus
 from reservations.state import HOLDING, can_transition, supplier_can_transition
 
@@ -34,6 +36,24 @@ def reservation_amount(*, product: Product, quantity: int) -> int:
     return product.unit_amount * quantity
 
 
+# The locks and the count taken on every create and pay, compiled once (common.compiled).
+_RESERVATION_LOCK = CompiledLock(lambda pk: Reservation.objects.filter(pk=pk), pk=Reservation._meta.pk)
+# COUNT(*) as a values_list query (see reservations.selectors): one row, or none for no hold.
+_UNPAID_HOLDS = CompiledQuery(
+    lambda user, now: Reservation.objects.filter(
+        user_id=user, status=ReservationStatus.PENDING_PAYMENT, expires_at__gt=now).order_by().values(
+        "user_id").annotate(n=Count("*")).values_list("n"),
+    user=Reservation._meta.get_field("user"), now=Reservation._meta.get_field("expires_at"))
+
+
+@functools.cache
+def _customer_lock() -> CompiledLock:
+    """The customer's row lock (its id only: the row is the lock). Built on first use: the user
+    model is only known once every app is loaded."""
+    user_model = get_user_model()
+    return CompiledLock(lambda pk: user_model.objects.filter(pk=pk).only("pk"), pk=user_model._meta.pk)
+
+
 def reservation_get_locked(*, reservation_id: uuid.UUID | str) -> Reservation:
     """Lock the reservation row (only that row) for the rest of the current transaction; the
     reservation comes first in the one lock order (common/locking.py).
@@ -41,8 +61,8 @@ def reservation_get_locked(*, reservation_id: uuid.UUID | str) -> Reservation:
     No select_related here: MariaDB's FOR UPDATE locks every joined row, so joining product
     and supplier would serialise all payments of one product on the product row."""
     try:
-        rows = lock_rows(Reservation.objects.filter(pk=reservation_id))
-    except (ValueError, TypeError) as exc:
+        rows = _RESERVATION_LOCK(pk=reservation_id)
+    except (ValueError, TypeError, ValidationError) as exc:  # not a reservation id
         raise NotFound("Reservation not found.") from exc
     if not rows:
         raise NotFound("Reservation not found.")
@@ -210,9 +230,9 @@ def _unpaid_holds_allowed(*, user: AbstractBaseUser) -> None:
     """At most RESERVATION_MAX_UNPAID_HOLDS unpaid, unexpired reservations per customer, so
     one account cannot hold a day's places hostage. Counted under the customer's row lock:
     two concurrent creates of one customer count one after the other."""
-    lock_rows(get_user_model().objects.filter(pk=user.pk))
-    unpaid = Reservation.objects.filter(user=user, status=ReservationStatus.PENDING_PAYMENT,
-                                        expires_at__gt=timezone.now()).count()
+    _customer_lock()(pk=user.pk)
+    counted = _UNPAID_HOLDS.execute(user=user.pk, now=timezone.now())
+    unpaid = counted[0][0] if counted else 0
     fault_point("reservation.holds_counted")
     limit = settings.RESERVATION_MAX_UNPAID_HOLDS
     if unpaid >= limit:

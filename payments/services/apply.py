@@ -100,7 +100,7 @@ def payment_apply_intent(
     if target == PaymentStatus.SUCCEEDED:
         # The reservation's payments were locked with it (payment_lock_with_reservation): read
         # from there, a capture by another attempt cannot hide.
-        already_paid = any(other.pk != payment.pk and other.status in CAPTURED for other in reservation.payments.all())
+        already_paid = any(other.pk != payment.pk and other.status in CAPTURED for other in reservation.payments_read())
         if reservation.status == ReservationStatus.PENDING_PAYMENT and not already_paid:
             reservation_transition(
                 reservation=reservation, to_status=ReservationStatus.PAID, actor=actor, reason="payment succeeded",

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.locking import lock_rows
+from common.compiled import CompiledQuery
+from common.locking import CompiledLock, lock_rows
 from payments.models import Payment, Refund
 from reservations.models import Reservation
 from reservations.services import reservation_get_locked
@@ -36,6 +37,20 @@ def refund_lock_with_payment(*, refund_id: Any) -> tuple[Refund, Payment, Reserv
     return refund, payment, reservation
 
 
+_RESERVATION = Payment._meta.get_field("reservation")
+# Taken twice by every pay and once by every webhook: compiled once (common.compiled).
+_PAYMENTS_LOCK = CompiledLock(lambda reservation: Payment.objects.filter(reservation_id=reservation),
+                              reservation=_RESERVATION)
+_PAYMENTS_OF = CompiledQuery(lambda reservation: Payment.objects.filter(reservation_id=reservation),
+                             reservation=_RESERVATION)
+
+
 def reservation_payments_locked(*, reservation: Reservation) -> list[Payment]:
     """The reservation's payments, locked in primary-key order (the caller holds the reservation)."""
-    return lock_rows(Payment.objects.filter(reservation=reservation))
+    return _PAYMENTS_LOCK(reservation=reservation.pk)
+
+
+def reservation_payments(*, reservation: Reservation) -> list[Payment]:
+    """The reservation's payments, read without locking them: the caller holds the reservation,
+    and no attempt starts or ends without that lock."""
+    return _PAYMENTS_OF.execute(reservation=reservation.pk)

@@ -39,6 +39,7 @@ from payments.exceptions import (
     PaymentProviderUnavailable,
 )
 from payments.models import Payment, PaymentStatus
+from payments.services.locks import reservation_payments
 from payments.services.lookup import (
     NOT_SENT,
     PAYMENT_METHOD_UNUSABLE,
@@ -90,7 +91,7 @@ def _pay_begin(*, reservation_id: uuid.UUID | str, payer: Any, payment_method: s
             raise NotFound("Reservation not found.")
         # All attempts of the reservation in one read (usually none or one): under the
         # reservation's lock no other attempt can start or end meanwhile.
-        payments = list(Payment.objects.filter(reservation=reservation))
+        payments = reservation_payments(reservation=reservation)
         own = max((p for p in payments if p.attempt_key == attempt_key), key=lambda p: p.created_at, default=None)
         if own is not None and own.status != PaymentStatus.CANCELED:
             return own  # this key's attempt: continue it, or report where it stands

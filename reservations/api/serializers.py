@@ -8,6 +8,7 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
+from common.compiled import CompiledQuery
 from reservations.models import Reservation, ReservationEvent
 
 if TYPE_CHECKING:
@@ -30,8 +31,28 @@ def register_reservation_output_field(name: str, factory: Callable[[], serialize
     _extra_renderers[name] = render
 
 
+# Every create reads its product with the supplier (both must be active): compiled once.
+_PRODUCT_WITH_SUPPLIER = CompiledQuery(lambda pk: _PRODUCT.objects.select_related("supplier").filter(pk=pk),
+                                       pk=_PRODUCT._meta.pk)
+
+
+class _ProductField(serializers.PrimaryKeyRelatedField):
+    """DRF's PrimaryKeyRelatedField (its errors, its schema), the lookup compiled once."""
+
+    def to_internal_value(self, data: Any) -> Product:
+        if isinstance(data, bool):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        try:
+            found = _PRODUCT_WITH_SUPPLIER.execute(pk=data)  # not a UUID: Django's ValidationError, as .get()
+        except (TypeError, ValueError):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        if not found:
+            self.fail("does_not_exist", pk_value=data)
+        return found[0]
+
+
 class ReservationCreateInputSerializer(serializers.Serializer):
-    product = serializers.PrimaryKeyRelatedField(queryset=_PRODUCT.objects.select_related("supplier"))
+    product = _ProductField(queryset=_PRODUCT.objects.select_related("supplier"))
     date = serializers.DateField()
     quantity = serializers.IntegerField(min_value=1, max_value=20)
     guest_name = serializers.CharField(min_length=1, max_length=200)
