@@ -45,7 +45,7 @@ def test_a_compiled_lock_keeps_the_lock_order(product):
             reservation_get_locked(reservation_id=reservation.pk)
     with transaction.atomic():
         assert reservation_get_locked(reservation_id=reservation.pk) == reservation
-        [event] = lock_rows(OutboxEvent.objects.filter(reservation=reservation))
+        assert len(lock_rows(OutboxEvent.objects.filter(reservation=reservation))) == 1
         assert reservation_get_locked(reservation_id=reservation.pk) == reservation  # already held
 
 

@@ -4,6 +4,7 @@ import datetime as dt
 import uuid
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -163,6 +164,23 @@ def test_inactive_product_cannot_be_reserved(api, product):
 def test_staff_member_is_a_customer_like_any_other_for_reservations(staff_user, customer, product):
     theirs = ReservationFactory(user=customer, product=product)
     assert client_for(staff_user).get(f"/api/v1/reservations/{theirs.id}/").status_code == 404
+
+
+def test_a_page_of_the_list_is_read_in_index_order_not_sorted(api, customer, other_customer, product,
+                                                              django_assert_num_queries):
+    """The page query (newest first, id as tie-break) is served by the customer's index: its
+    plan has no filesort, so a page costs the same whatever the customer's history."""
+    for user in (customer, other_customer):
+        ReservationFactory.create_batch(40, user=user, product=product)
+    with django_assert_num_queries(4) as captured:
+        assert len(api.get("/api/v1/reservations/?page=2").json()["results"]) == 20
+    [page_sql] = [q["sql"] for q in captured.captured_queries if "ORDER BY" in q["sql"] and "LIMIT" in q["sql"]]
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + page_sql)
+        columns = [column[0] for column in cursor.description]
+        [plan] = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    assert plan["key"] == "reservation_user_newest"
+    assert "filesort" not in (plan["Extra"] or "")
 
 
 def test_the_list_costs_the_same_queries_for_1_and_20_rows(api, customer, product, django_assert_num_queries):
