@@ -9,9 +9,11 @@ Prints req/s per probe; asserts nothing. bench/all.py reads these as the denomin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -32,26 +34,35 @@ print(json.dumps({"token": token, "product": str(p.id), "read": str(listed[0].id
 PROBES = ("ping", "reads", "list", "payunit", "create")
 
 
-def measure(*, seconds: float, reservations: int = 20000) -> dict[str, dict]:
-    """Each probe's wrk result; a fresh database so that every sitting starts alike."""
+@contextlib.contextmanager
+def ceiling_server(*, reservations: int = 20000) -> Iterator[Callable[[str, float], dict]]:
+    """The ceiling apps served for the block, on a fresh database (every sitting starts alike);
+    yields `probe(name, seconds)`, which runs wrk on one of PROBES and returns its result."""
     env = bench_env(DB)
     prepare_database(env, DB)
     ids = json.loads(django_shell(env, SETUP % reservations))
     auth = {"Authorization": f"Token {ids['token']}"}
     ceiling_env = {**env, "CEILING_DATABASE_URL": f"mysql://root@127.0.0.1:3306/{DB}"}
     body = json.dumps({"date": "2030-01-01", "quantity": 1, "guest_name": "Bench", "guest_email": "b@x.io"})
-    results = {}
     with serving(ceiling_env, workers=4, app="bench.ceiling_app:application", config_file="/dev/null") as port:
-        results["ping"] = wrk(port, paths=["/ping"], seconds=seconds)
-        results["reads"] = wrk(port, paths=[f"/reads/{ids['read']}"], headers=auth, seconds=seconds)
-        results["list"] = wrk(port, paths=["/list"], headers=auth, seconds=seconds)
-        results["payunit"] = wrk(port, method="POST", paths=[f"/payunit/{r}" for r in ids["writable"]],
-                                 headers=auth, seconds=seconds)
-        # Creates come from many customers: each locks its own customer row (the unpaid-hold count).
-        results["create"] = wrk(port, method="POST", paths=[f"/create/{ids['product']}"], body=body,
-                                header_choices={"Authorization": [f"Token {t}" for t in ids["customers"]]},
-                                seconds=seconds)
-    return results
+        runs = {
+            "ping": lambda seconds: wrk(port, paths=["/ping"], seconds=seconds),
+            "reads": lambda seconds: wrk(port, paths=[f"/reads/{ids['read']}"], headers=auth, seconds=seconds),
+            "list": lambda seconds: wrk(port, paths=["/list"], headers=auth, seconds=seconds),
+            "payunit": lambda seconds: wrk(port, method="POST", paths=[f"/payunit/{r}" for r in ids["writable"]],
+                                           headers=auth, seconds=seconds),
+            # Creates come from many customers: each locks its own customer row (the unpaid-hold count).
+            "create": lambda seconds: wrk(port, method="POST", paths=[f"/create/{ids['product']}"], body=body,
+                                          header_choices={"Authorization": [f"Token {t}" for t in ids["customers"]]},
+                                          seconds=seconds),
+        }
+        yield lambda name, seconds: runs[name](seconds)
+
+
+def measure(*, seconds: float, reservations: int = 20000) -> dict[str, dict]:
+    """Each probe's wrk result."""
+    with ceiling_server(reservations=reservations) as probe:
+        return {name: probe(name, seconds) for name in PROBES}
 
 
 def main() -> None:
