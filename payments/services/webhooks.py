@@ -16,6 +16,7 @@ from typing import Any
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
+from common.compiled import CompiledQuery
 from common.db import retry_on_deadlock, version_check, versioned_update
 from common.exceptions import InvalidState
 from common.faults import fault_point
@@ -52,14 +53,26 @@ class IngestResult:
     refund_due_payment_id: Any = None
 
 
+# The payment an event is about, by one of its columns (Payment.objects.filter(...).first()):
+# every event reads one, compiled once (common.compiled).
+_PAYMENT_BY = {column: CompiledQuery(lambda value, column=column: Payment.objects.filter(**{column: value}),
+                                     value=Payment._meta.get_field(column))
+               for column in ("stripe_payment_intent_id", "stripe_charge_id", "id")}
+
+
+def _first_payment(column: str, value: Any) -> Payment | None:
+    found = _PAYMENT_BY[column].execute(value=value, window=slice(0, 1))
+    return found[0] if found else None
+
+
 def _find_payment(*, intent_id: str | None, charge_id: str | None = None,
                   metadata: dict[str, Any] | None = None) -> Payment | None:
     if intent_id:
-        payment = Payment.objects.filter(stripe_payment_intent_id=intent_id).first()
+        payment = _first_payment("stripe_payment_intent_id", intent_id)
         if payment is not None:
             return payment
     if charge_id:
-        payment = Payment.objects.filter(stripe_charge_id=charge_id).first()
+        payment = _first_payment("stripe_charge_id", charge_id)
         if payment is not None:
             return payment
     # An attempt whose create answer we never saw (timeout) is found by our own id.
@@ -70,7 +83,7 @@ def _find_payment(*, intent_id: str | None, charge_id: str | None = None,
         payment_id = uuid.UUID(str((metadata or {}).get("payment_id") or ""))
     except ValueError:
         return None
-    return Payment.objects.filter(pk=payment_id).first()
+    return _first_payment("id", payment_id)
 
 
 def _id_of(value: Any) -> str | None:
