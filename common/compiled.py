@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections
-from django.db.models import Field, Model, QuerySet
+from django.db import connections, transaction
+from django.db.models import F, Field, Model, QuerySet
 from django.db.models.query import ModelIterable, ValuesListIterable, get_related_populators
+from django.db.models.sql import UpdateQuery
 
 M = TypeVar("M", bound=Model)
 
@@ -57,9 +58,15 @@ def _marker(field: Field) -> Any:
         return 2**13 + secrets.randbelow(2**13)
     if kind in ("CharField", "TextField", "SlugField"):
         return "marker-" + secrets.token_hex(8)
+    if kind == "JSONField":
+        return {"marker": secrets.token_hex(8)}
     if kind == "DateTimeField":
         return dt.datetime(2999, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=secrets.randbelow(2**40))
-    raise ImproperlyConfigured(f"CompiledQuery: no marker for a {kind} parameter")
+    raise _NoMarker(f"CompiledQuery: no marker for a {kind} parameter")
+
+
+class _NoMarker(ImproperlyConfigured):
+    """A field type whose values cannot be told apart from the query's constants (a boolean)."""
 
 
 @dataclass(frozen=True)
@@ -190,3 +197,70 @@ class CompiledQuery(Generic[M]):
                 populator.populate(row, obj)
             objects.append(obj)
         return objects
+
+
+@dataclass(frozen=True)
+class _CompiledUpdate:
+    sql: str
+    params: tuple
+    slots: dict[str, tuple[int, ...]]  # column -> the positions of its value in params
+    fields: dict[str, Field]
+
+
+_NOT_COMPILABLE = object()
+_updates = threading.local()
+
+
+def versioned_update_rows(model: type[Model], *, pk: Any, version: int, values: dict[str, Any],
+                          using: str = "default") -> int:
+    """`model._default_manager.filter(pk=pk, version=version).update(version=F("version") + 1,
+    **values)`, compiled once per model and set of columns (a None value is part of the set:
+    the SQL says `= NULL`). Returns the rows matched. An ORM update was ~0.6 ms of CPU against
+    ~0.1 ms to execute its SQL, and pay, webhook and delivery make several each. A column whose
+    values cannot be marked (a boolean) leaves that update to the ORM. Like QuerySet.update(),
+    it sends no signal, and marks the enclosing atomic block for rollback when it fails."""
+    connection = connections[using]
+    key = (using, model, tuple(sorted((name, value is None) for name, value in values.items())))
+    cache = getattr(_updates, "cache", None)
+    if cache is None:
+        cache = _updates.cache = {}
+    compiled = cache.get(key)
+    if compiled is None:
+        compiled = cache[key] = _compile_update(connection, model, values)
+    if compiled is _NOT_COMPILABLE:
+        return model._default_manager.using(using).filter(pk=pk, version=version).update(
+            version=F("version") + 1, **values)
+    params = list(compiled.params)
+    bound = {**values, "pk": pk, "version": version}
+    for name, positions in compiled.slots.items():
+        prepared = (compiled.fields[name].get_db_prep_value(bound[name], connection, prepared=False)
+                    if name in ("pk", "version") else compiled.fields[name].get_db_prep_save(bound[name], connection))
+        for position in positions:
+            params[position] = prepared
+    with transaction.mark_for_rollback_on_error(using=using), connection.cursor() as cursor:
+        cursor.execute(compiled.sql, params)
+        return cursor.rowcount
+
+
+def _compile_update(connection, model: type[Model], values: dict[str, Any]) -> _CompiledUpdate | object:
+    fields = {name: model._meta.get_field(name) for name in values}
+    fields["pk"], fields["version"] = model._meta.pk, model._meta.get_field("version")
+    try:  # a None value has no marker: the SQL says "= NULL"
+        markers = {name: _marker(field) for name, field in fields.items()
+                   if name in ("pk", "version") or values[name] is not None}
+    except _NoMarker:
+        return _NOT_COMPILABLE
+    query = model._default_manager.filter(pk=markers["pk"], version=markers["version"]).query.chain(UpdateQuery)
+    query.add_update_values({"version": F("version") + 1,
+                             **{name: markers.get(name) for name in values}})
+    sql, params = query.get_compiler(connection=connection).as_sql()
+    slots = {}
+    for name, marker in markers.items():
+        field = fields[name]
+        prepared = (field.get_db_prep_value(marker, connection, prepared=False) if name in ("pk", "version")
+                    else field.get_db_prep_save(marker, connection))
+        found = tuple(i for i, p in enumerate(params) if type(p) is type(prepared) and p == prepared)
+        if not found:
+            return _NOT_COMPILABLE
+        slots[name] = found
+    return _CompiledUpdate(sql=sql, params=tuple(params), slots=slots, fields=fields)

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, models, transaction
 from django.utils import timezone
 
+from common.compiled import versioned_update_rows
 from common.exceptions import VersionConflict
 from common.metrics import DEADLOCK_RETRIES
 
@@ -111,11 +112,7 @@ def versioned_update(instance: models.Model, *, fields: dict[str, Any], expected
     values = dict(fields)
     if any(f.name == "updated_at" for f in instance._meta.concrete_fields):
         values.setdefault("updated_at", timezone.now())
-    updated = (
-        type(instance)
-        ._default_manager.filter(pk=instance.pk, version=version)
-        .update(version=models.F("version") + 1, **values)
-    )
+    updated = versioned_update_rows(type(instance), pk=instance.pk, version=version, values=values)
     if updated != 1:
         raise VersionConflict(extra={"expected_version": version})
     for name, value in values.items():

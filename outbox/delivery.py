@@ -22,6 +22,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
+from common.compiled import versioned_update_rows
 from common.db import retry_on_deadlock
 from common.faults import fault_point
 from common.locking import lock_rows
@@ -141,9 +142,7 @@ def _claim(*, worker: str, limit: int, event_id: uuid.UUID | str | None) -> tupl
                 error = f"{LEASE_EXPIRED} (held by {event.locked_by})"[:500]
                 history = [*event.errors, {"attempt": event.attempts, "at": now.isoformat(), "error": error}]
                 fields.update(errors=history[-MAX_ERROR_HISTORY:], last_error=error)
-            if OutboxEvent.objects.filter(pk=event.pk, version=event.version).update(
-                version=F("version") + 1, **fields
-            ):
+            if versioned_update_rows(OutboxEvent, pk=event.pk, version=event.version, values=fields):
                 for name, value in fields.items():
                     setattr(event, name, value)
                 event.version += 1
@@ -243,7 +242,7 @@ def _record(event: OutboxEvent, verdict: Verdict, policy: RetryPolicy, handler: 
         fields["errors"][-1]["retry_at"] = fields["available_at"].isoformat()
     elif kind is VerdictKind.DEAD:
         fields.update(status=OutboxStatus.DEAD)
-    OutboxEvent.objects.filter(pk=event.pk, version=event.version).update(version=F("version") + 1, **fields)
+    versioned_update_rows(OutboxEvent, pk=event.pk, version=event.version, values=fields)
     for name, value in fields.items():
         setattr(event, name, value)
     event.version += 1

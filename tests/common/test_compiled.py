@@ -9,11 +9,11 @@ import threading
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.db import OperationalError, connection
+from django.db import DataError, OperationalError, connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from common.compiled import CompiledQuery, Many
+from common.compiled import CompiledQuery, Many, versioned_update_rows
 from payments.models import Payment, PaymentStatus
 from reservations.models import Reservation
 from tests.factories import ReservationFactory, UserFactory
@@ -139,3 +139,50 @@ def test_threads_each_run_it_on_their_own_connection():
     for thread in threads:
         thread.join()
     assert all(rows == [expected[user_id]] * 20 for user_id, rows in seen.items())
+
+
+@pytest.mark.django_db
+def test_a_compiled_update_writes_only_the_version_it_was_given():
+    payment = PaymentFactory()
+    other = PaymentFactory()
+
+    assert versioned_update_rows(Payment, pk=payment.pk, version=payment.version + 1, values={"status": "FAILED"}) == 0
+    assert versioned_update_rows(Payment, pk=payment.pk, version=payment.version, values={"status": "FAILED"}) == 1
+    payment_after, other_after = Payment.objects.get(pk=payment.pk), Payment.objects.get(pk=other.pk)
+    assert (payment_after.status, payment_after.version) == ("FAILED", payment.version + 1)
+    assert (other_after.status, other_after.version) == (other.status, other.version)  # bound to its own pk
+
+
+@pytest.mark.django_db
+def test_a_compiled_update_writes_nulls_json_and_datetimes_as_the_orm_does():
+    payment = PaymentFactory()
+    when = timezone.now() + dt.timedelta(microseconds=7)
+    action = {"type": "redirect_to_url", "redirect_to_url": {"url": "https://bank.test/ñ"}}
+
+    versioned_update_rows(Payment, pk=payment.pk, version=1, values={"in_flight_for": None, "next_action": action,
+                                                                     "updated_at": when})
+    versioned_update_rows(Payment, pk=payment.pk, version=2, values={"in_flight_for": payment.reservation_id,
+                                                                     "next_action": None, "updated_at": when})
+    versioned_update_rows(Payment, pk=payment.pk, version=3, values={"in_flight_for": None, "next_action": action,
+                                                                     "updated_at": when})
+
+    stored = Payment.objects.get(pk=payment.pk)
+    assert (stored.in_flight_for, stored.next_action, stored.updated_at, stored.version) == (None, action, when, 4)
+
+
+@pytest.mark.django_db
+def test_a_boolean_column_is_left_to_the_orm_and_still_written():
+    reservation = ReservationFactory(holds_capacity=False)
+    assert versioned_update_rows(Reservation, pk=reservation.pk, version=reservation.version,
+                                 values={"holds_capacity": True}) == 1
+    assert Reservation.objects.get(pk=reservation.pk).holds_capacity is True
+
+
+@pytest.mark.django_db
+def test_a_failed_compiled_update_marks_the_transaction_for_rollback():
+    payment = PaymentFactory()
+    with transaction.atomic():
+        with pytest.raises(DataError):  # longer than the column: refused by MariaDB's strict mode
+            versioned_update_rows(Payment, pk=payment.pk, version=payment.version, values={"currency": "x" * 500})
+        assert transaction.get_connection().needs_rollback
+        transaction.set_rollback(False)
