@@ -81,7 +81,8 @@ class _Compiled:
     init_list: list[str]
     model_slice: slice
     related_populators: list  # select_related: Django's own RelatedPopulators
-    for_update: bool
+    # No window may be appended: the SQL ends in FOR UPDATE, or has its own (constant) slice.
+    closed: bool
 
 
 class CompiledQuery(Generic[M]):
@@ -117,8 +118,6 @@ class CompiledQuery(Generic[M]):
                 or queryset._known_related_objects):
             raise ImproperlyConfigured("CompiledQuery: model instances or values_list, without prefetch_related, "
                                        "not from a related manager")
-        if queryset.query.is_sliced:
-            raise ImproperlyConfigured("CompiledQuery: slice with execute(window=...)")
         compiler = queryset.query.get_compiler(connection=connection)
         sql, params = compiler.as_sql()
         slots: dict[str, tuple[tuple[int, ...], ...]] = {}
@@ -148,7 +147,7 @@ class CompiledQuery(Generic[M]):
         return _Compiled(sql=sql, params=tuple(params), slots=slots, compiler=compiler,
                          converters=compiler.get_converters(columns), model=model, init_list=init_list,
                          model_slice=model_slice, related_populators=related_populators,
-                         for_update=bool(queryset.query.select_for_update))
+                         closed=bool(queryset.query.select_for_update or queryset.query.is_sliced))
 
     def _compiled(self, connection, shape: tuple) -> _Compiled:
         cache = getattr(self._local, "cache", None)
@@ -180,8 +179,8 @@ class CompiledQuery(Generic[M]):
                     params[position] = prepared
         sql = compiled.sql
         if window is not None:
-            if compiled.for_update:
-                raise ImproperlyConfigured("CompiledQuery: a window of a SELECT ... FOR UPDATE")
+            if compiled.closed:
+                raise ImproperlyConfigured("CompiledQuery: a window of a SELECT ... FOR UPDATE or of a sliced query")
             sql += " " + connection.ops.limit_offset_sql(window.start, window.stop)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)

@@ -8,6 +8,7 @@ handlers' stable idempotency keys."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import socket
@@ -19,10 +20,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
-from django.db.models import F, Min, Q
+from django.db.models import F, Min, Q, QuerySet
 from django.utils import timezone
 
-from common.compiled import versioned_update_rows
+from common.compiled import CompiledQuery, Many, versioned_update_rows
 from common.db import retry_on_deadlock
 from common.faults import fault_point
 from common.locking import lock_rows
@@ -44,11 +45,30 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"[:128]
 
 
-def _due() -> Q:
-    now = timezone.now()
+def _due(now: dt.datetime | None = None) -> Q:
+    now = now or timezone.now()
     return Q(status=OutboxStatus.PENDING, available_at__lte=now) | Q(
         status=OutboxStatus.IN_FLIGHT, locked_until__lte=now
     )
+
+
+# The claim's reads, made by every drainer for every event: compiled once (common.compiled).
+_UNFINISHED_OF = CompiledQuery(
+    lambda reservations: OutboxEvent.objects.filter(reservation_id__in=reservations, status__in=UNFINISHED).values_list(
+        "id", "reservation_id", "status", "created_at", "locked_until"),
+    reservations=Many(OutboxEvent._meta.get_field("reservation")))
+
+
+@functools.cache
+def _due_candidates(size: int, one: bool = False) -> CompiledQuery:
+    """The first `size` due events (or the one asked for, if due), oldest first, locked; rows
+    another worker is claiming right now are skipped (SKIP LOCKED), not waited for."""
+    def due(now: dt.datetime, pk: Any = None) -> QuerySet[OutboxEvent]:
+        qs = OutboxEvent.objects.select_for_update(skip_locked=True).filter(_due(now))
+        return (qs.filter(pk=pk) if one else qs).order_by("available_at")[:size]
+
+    fields = {"now": OutboxEvent._meta.get_field("available_at")}
+    return CompiledQuery(due, **fields, **({"pk": OutboxEvent._meta.pk} if one else {}))
 
 
 def _first_in_line(candidates: list[OutboxEvent], now: dt.datetime) -> tuple[list[OutboxEvent], list[OutboxEvent]]:
@@ -57,9 +77,7 @@ def _first_in_line(candidates: list[OutboxEvent], now: dt.datetime) -> tuple[lis
     reservation_ids = {c.reservation_id for c in candidates if c.reservation_id}
     head: dict[Any, tuple[Any, Any]] = {}
     busy: set[Any] = set()
-    rows = OutboxEvent.objects.filter(reservation_id__in=reservation_ids, status__in=UNFINISHED).values_list(
-        "id", "reservation_id", "status", "created_at", "locked_until"
-    )
+    rows = _UNFINISHED_OF.execute(reservations=list(reservation_ids))
     for event_id, reservation_id, status, created_at, locked_until in rows:
         if status == OutboxStatus.IN_FLIGHT and locked_until and locked_until > now:
             busy.add(reservation_id)
@@ -120,15 +138,16 @@ def _claim(*, worker: str, limit: int, event_id: uuid.UUID | str | None) -> tupl
         now = timezone.now()
         # SKIP LOCKED never waits, so claims stand outside the lock order (common/locking.py):
         # an event another worker is claiming, or a staff action holds, is left for later.
-        qs = OutboxEvent.objects.select_for_update(skip_locked=True).filter(_due())
-        if event_id is not None:
-            qs = qs.filter(pk=event_id)
-        candidates = list(qs.order_by("available_at")[: limit * 3])
+        if event_id is None:
+            candidates = _due_candidates(limit * 3).execute(now=now)
+        else:
+            candidates = _due_candidates(limit * 3, one=True).execute(now=now, pk=event_id)
         chosen, waiting = _first_in_line(candidates, now)
         # A waiting event steps back a little, behind the other due events: enough of them
         # must never fill the candidate window and starve the rest.
-        OutboxEvent.objects.filter(pk__in=[w.pk for w in waiting]).update(
-            available_at=now + WAITING_STEP_BACK, version=F("version") + 1)
+        if waiting:
+            OutboxEvent.objects.filter(pk__in=[w.pk for w in waiting]).update(
+                available_at=now + WAITING_STEP_BACK, version=F("version") + 1)
         claimed, spent = [], []
         for event in chosen:
             if len(claimed) >= limit:

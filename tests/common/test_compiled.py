@@ -98,9 +98,18 @@ def test_a_parameter_the_query_does_not_carry_is_refused():
 
 
 @pytest.mark.django_db
-def test_slices_and_prefetches_are_refused_at_compile():
-    with pytest.raises(ImproperlyConfigured):
-        CompiledQuery(lambda user: Reservation.objects.filter(user_id=user)[:3], user=_USER).execute(user=1)
+def test_a_constant_slice_is_compiled_with_the_query_and_a_window_on_it_is_refused():
+    user = UserFactory()
+    ReservationFactory.create_batch(4, user=user)
+    first_three = CompiledQuery(lambda user: Reservation.objects.filter(user_id=user).order_by("created_at")[:3],
+                                user=_USER)
+    assert first_three.execute(user=user.pk) == list(Reservation.objects.filter(user=user).order_by("created_at")[:3])
+    with pytest.raises(ImproperlyConfigured, match="window"):
+        first_three.execute(user=user.pk, window=slice(0, 2))
+
+
+@pytest.mark.django_db
+def test_prefetches_are_refused_at_compile():
     with pytest.raises(ImproperlyConfigured):
         CompiledQuery(lambda user: Reservation.objects.filter(user_id=user).prefetch_related("payments"),
                       user=_USER).execute(user=1)
