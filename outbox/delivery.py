@@ -26,7 +26,7 @@ from django.utils import timezone
 from common.compiled import CompiledQuery, Many, versioned_update_rows
 from common.db import retry_on_deadlock
 from common.faults import fault_point
-from common.locking import lock_rows
+from common.locking import CompiledLock
 from common.request_context import log_context
 from outbox.handlers import PerformFailed, UnknownTopic, Verdict, VerdictKind, handler_for, handler_lock
 from outbox.models import UNFINISHED, DeadLetter, OutboxEvent, OutboxStatus
@@ -52,7 +52,11 @@ def _due(now: dt.datetime | None = None) -> Q:
     )
 
 
-# The claim's reads, made by every drainer for every event: compiled once (common.compiled).
+# The claim's reads and the apply's lock, made by every drainer for every event: compiled once
+# (common.compiled).
+_OURS_LOCK = CompiledLock(
+    lambda pk, version: OutboxEvent.objects.filter(pk=pk, version=version, status=OutboxStatus.IN_FLIGHT),
+    pk=OutboxEvent._meta.pk, version=OutboxEvent._meta.get_field("version"))
 _UNFINISHED_OF = CompiledQuery(
     lambda reservations: OutboxEvent.objects.filter(reservation_id__in=reservations, status__in=UNFINISHED).values_list(
         "id", "reservation_id", "status", "created_at", "locked_until"),
@@ -202,7 +206,7 @@ def _locked_if_still_ours(event: OutboxEvent, handler: Any) -> OutboxEvent | Non
     the event row comes last in the one lock order (common/locking.py), as in staff retry-now
     and dead-letter replay, so those never deadlock with a delivery."""
     handler_lock(handler, event)
-    rows = lock_rows(OutboxEvent.objects.filter(pk=event.pk, version=event.version, status=OutboxStatus.IN_FLIGHT))
+    rows = _OURS_LOCK(pk=event.pk, version=event.version)
     return rows[0] if rows else None
 
 

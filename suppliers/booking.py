@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db.models import Q
 
+from common.compiled import CompiledQuery
 from outbox.delivery import LEASE_EXPIRED
 from outbox.handlers import Verdict
 from outbox.models import OutboxEvent, OutboxStatus
@@ -48,8 +49,16 @@ class Skipped:
     note: str
 
 
+# Every supplier call reads its reservation with the product and supplier: compiled once.
+_WITH_SUPPLIER = CompiledQuery(lambda pk: Reservation.objects.select_related("product__supplier").filter(pk=pk),
+                               pk=Reservation._meta.pk)
+
+
 def _reservation(event: OutboxEvent) -> Reservation:
-    return Reservation.objects.select_related("product__supplier").get(pk=event.payload["reservation_id"])
+    found = _WITH_SUPPLIER.execute(pk=event.payload["reservation_id"])
+    if not found:
+        raise Reservation.DoesNotExist(f"reservation {event.payload['reservation_id']}")
+    return found[0]
 
 
 def _audit(*, reservation: Reservation, event: OutboxEvent, result: SupplierResult) -> None:
