@@ -186,6 +186,21 @@ def start_qcluster(env: dict[str, str]) -> subprocess.Popen:
                             stderr=subprocess.DEVNULL, start_new_session=True)
 
 
+def wait_for_cluster(timeout: float = 90) -> None:
+    """Until the cluster's workers run tasks: probe tasks enqueued, their results awaited. A
+    fixed pause measured the cluster's start-up on a slow sitting instead (Django imported by
+    each of its processes on two cores): p95 0.1-0.5 s where a warm cluster delivers in 10 ms."""
+    from django_q.tasks import async_task, result
+
+    started = time.monotonic()
+    probes = [async_task("math.floor", 1.5) for _ in range(8)]
+    for task_id in probes:
+        left = timeout - (time.monotonic() - started)
+        if left <= 0 or result(task_id, wait=int(left * 1000)) != 1:
+            raise SystemExit(f"qcluster did not run its probe tasks within {timeout:.0f} s")
+    print(f"(qcluster ready after {time.monotonic() - started:.1f} s)", flush=True)
+
+
 def pay_at_rate(user, product, *, rate: float, seconds: float) -> dict[str, float]:
     """Commit 'payment succeeded' like payments does; returns reservation id → commit time."""
     from django.db import transaction
@@ -293,8 +308,9 @@ def main() -> None:
 
         fake_control(base_url, {"reset": True})
         cluster = start_qcluster(env)
-        time.sleep(3)  # let the cluster come up before the clock starts
         from django_q.tasks import async_task
+
+        wait_for_cluster()
 
         committed = pay_at_rate(user, product, rate=args.rate, seconds=args.seconds)
         report_latency(f"[2] on-commit path ({args.rate:g}/s for {args.seconds:g} s)", committed, base_url)
