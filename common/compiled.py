@@ -43,8 +43,17 @@ class Many:
     field: Field
 
 
-def _marker(field: Field) -> Any:
-    """A value of `field`'s type that no real query carries."""
+def _marker(field: Field, taken: set[str]) -> Any:
+    """A value of `field`'s type that no real query carries, and no other parameter of the same
+    compile (`taken`): two equal markers would bind one parameter's value into the other's slot."""
+    while True:
+        value = _new_marker(field)
+        if repr(value) not in taken:
+            taken.add(repr(value))
+            return value
+
+
+def _new_marker(field: Field) -> Any:
     target = getattr(field, "target_field", field)
     kind = target.get_internal_type()
     if kind == "UUIDField":
@@ -67,6 +76,13 @@ def _marker(field: Field) -> Any:
 
 class _NoMarker(ImproperlyConfigured):
     """A field type whose values cannot be told apart from the query's constants (a boolean)."""
+
+
+def _disjoint(positions: list[int]) -> None:
+    """Each compiled parameter fills one slot: a marker found in another's place (equal to a
+    constant of the query, say) would have its value bound there."""
+    if len(positions) != len(set(positions)):
+        raise ImproperlyConfigured("CompiledQuery: two parameters found at one position; compile again")
 
 
 @dataclass(frozen=True)
@@ -104,11 +120,12 @@ class CompiledQuery(Generic[M]):
 
     def _markers(self, shape) -> dict[str, Any]:
         markers: dict[str, Any] = {}
+        taken: set[str] = set()
         for (name, param), length in zip(self._params.items(), shape, strict=True):
             if isinstance(param, Many):
-                markers[name] = [_marker(param.field) for _ in range(length)]
+                markers[name] = [_marker(param.field, taken) for _ in range(length)]
             else:
-                markers[name] = _marker(param)
+                markers[name] = _marker(param, taken)
         return markers
 
     def _compile(self, connection, shape: tuple) -> _Compiled:
@@ -131,6 +148,7 @@ class CompiledQuery(Generic[M]):
                     raise ImproperlyConfigured(f"CompiledQuery: the parameter {name!r} is not in the compiled query")
                 positions.append(found)
             slots[name] = tuple(positions)
+        _disjoint([position for positions in slots.values() for found in positions for position in found])
         columns = [expression for expression, _, _ in compiler.select]
         # What ModelIterable works out for each query, worked out once.
         if queryset._iterable_class is ModelIterable:
@@ -174,6 +192,8 @@ class CompiledQuery(Generic[M]):
             field = param.field if isinstance(param, Many) else param
             given: Sequence = values[name] if isinstance(param, Many) else [values[name]]
             for value, positions in zip(given, compiled.slots[name], strict=True):
+                if value is None:  # the ORM would write IS NULL; `= NULL` matches nothing
+                    raise ValueError(f"CompiledQuery: None for the parameter {name!r}")
                 prepared = field.get_db_prep_value(value, connection, prepared=False)
                 for position in positions:
                     params[position] = prepared
@@ -226,14 +246,17 @@ def versioned_update_rows(model: type[Model], *, pk: Any, version: int, values: 
     compiled = cache.get(key)
     if compiled is None:
         compiled = cache[key] = _compile_update(connection, model, values)
-    if compiled is _NOT_COMPILABLE:
+    if compiled is _NOT_COMPILABLE or any(hasattr(value, "resolve_expression") for value in values.values()):
         return model._default_manager.using(using).filter(pk=pk, version=version).update(
             version=F("version") + 1, **values)
     params = list(compiled.params)
     bound = {**values, "pk": pk, "version": version}
     for name, positions in compiled.slots.items():
-        prepared = (compiled.fields[name].get_db_prep_value(bound[name], connection, prepared=False)
-                    if name in ("pk", "version") else compiled.fields[name].get_db_prep_save(bound[name], connection))
+        field, value = compiled.fields[name], bound[name]
+        if name not in ("pk", "version") and field.remote_field and hasattr(value, "prepare_database_save"):
+            value = value.prepare_database_save(field)  # a related instance: its key, as QuerySet.update()
+        prepared = (field.get_db_prep_value(value, connection, prepared=False) if name in ("pk", "version")
+                    else field.get_db_prep_save(value, connection))
         for position in positions:
             params[position] = prepared
     with transaction.mark_for_rollback_on_error(using=using), connection.cursor() as cursor:
@@ -244,8 +267,9 @@ def versioned_update_rows(model: type[Model], *, pk: Any, version: int, values: 
 def _compile_update(connection, model: type[Model], values: dict[str, Any]) -> _CompiledUpdate | object:
     fields = {name: model._meta.get_field(name) for name in values}
     fields["pk"], fields["version"] = model._meta.pk, model._meta.get_field("version")
+    taken: set[str] = set()
     try:  # a None value has no marker: the SQL says "= NULL"
-        markers = {name: _marker(field) for name, field in fields.items()
+        markers = {name: _marker(field, taken) for name, field in fields.items()
                    if name in ("pk", "version") or values[name] is not None}
     except _NoMarker:
         return _NOT_COMPILABLE
@@ -262,4 +286,5 @@ def _compile_update(connection, model: type[Model], values: dict[str, Any]) -> _
         if not found:
             return _NOT_COMPILABLE
         slots[name] = found
+    _disjoint([position for found in slots.values() for position in found])
     return _CompiledUpdate(sql=sql, params=tuple(params), slots=slots, fields=fields)

@@ -13,6 +13,7 @@ from django.db import DataError, OperationalError, connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from common import compiled
 from common.compiled import CompiledQuery, Many, versioned_update_rows
 from payments.models import Payment, PaymentStatus
 from reservations.models import Reservation
@@ -195,3 +196,30 @@ def test_a_failed_compiled_update_marks_the_transaction_for_rollback():
             versioned_update_rows(Payment, pk=payment.pk, version=payment.version, values={"currency": "x" * 500})
         assert transaction.get_connection().needs_rollback
         transaction.set_rollback(False)
+
+
+@pytest.mark.django_db
+def test_a_related_instance_is_written_as_its_key():
+    payment, elsewhere = PaymentFactory(), ReservationFactory()
+    assert versioned_update_rows(Payment, pk=payment.pk, version=payment.version,
+                                 values={"reservation": elsewhere}) == 1
+    assert Payment.objects.get(pk=payment.pk).reservation_id == elsewhere.pk
+
+
+@pytest.mark.django_db
+def test_two_parameters_never_share_a_marker(monkeypatch):
+    """The random source repeats itself: the second integer marker is drawn again, so that
+    `check_failures` and `version` (same range) keep their own slots."""
+    draws = iter([5, 5, 5, 9, 11, 13, 17, 19, 23, 29])
+    monkeypatch.setattr(compiled.secrets, "randbelow", lambda _: next(draws))
+    monkeypatch.setattr(compiled._updates, "cache", {})  # compile afresh, with these draws
+    payment = PaymentFactory()
+
+    assert versioned_update_rows(Payment, pk=payment.pk, version=1, values={"check_failures": 3}) == 1
+    stored = Payment.objects.get(pk=payment.pk)
+    assert (stored.check_failures, stored.version) == (3, 2)
+
+
+def test_none_is_refused_where_the_orm_would_write_is_null():
+    with pytest.raises(ValueError, match="None"):
+        ONE_OF_USER.execute(pk=None, user=1)

@@ -45,6 +45,17 @@ def test_staff_creates_and_patches_a_product_with_version_check(catalog_api, sup
     assert Product.objects.get(pk=pid).unit_amount == 5000
 
 
+def test_staff_moves_a_product_to_another_supplier(catalog_api, supplier):
+    product = ProductFactory(supplier=supplier)
+    other = Supplier.objects.create(name="Other", slug="other", base_url="https://other.example/api")
+
+    moved = catalog_api.patch(f"/api/v1/products/{product.id}/", {"supplier": str(other.id),
+                                                                  "version": product.version}, format="json")
+
+    assert moved.status_code == 200, moved.content
+    assert Product.objects.get(pk=product.pk).supplier_id == other.id
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [("currency", "EUR"), ("currency", "euro"), ("unit_amount", 0), ("unit_amount", -5), ("daily_capacity", -1)],
