@@ -99,6 +99,7 @@ class _Compiled:
     related_populators: list  # select_related: Django's own RelatedPopulators
     # No window may be appended: the SQL ends in FOR UPDATE, or has its own (constant) slice.
     closed: bool
+    for_update: bool
 
 
 class CompiledQuery(Generic[M]):
@@ -165,7 +166,9 @@ class CompiledQuery(Generic[M]):
         return _Compiled(sql=sql, params=tuple(params), slots=slots, compiler=compiler,
                          converters=compiler.get_converters(columns), model=model, init_list=init_list,
                          model_slice=model_slice, related_populators=related_populators,
-                         closed=bool(queryset.query.select_for_update or queryset.query.is_sliced))
+                         closed=bool(queryset.query.select_for_update or queryset.query.is_sliced),
+                         for_update=bool(queryset.query.select_for_update
+                                         and connection.features.has_select_for_update))
 
     def _compiled(self, connection, shape: tuple) -> _Compiled:
         cache = getattr(self._local, "cache", None)
@@ -187,6 +190,9 @@ class CompiledQuery(Generic[M]):
         if 0 in shape:
             return []  # an empty `__in`: the ORM would not query either (EmptyResultSet)
         compiled = self._compiled(connection, shape)
+        if compiled.for_update and connection.get_autocommit():
+            # What the ORM checks on every compile: a lock outside a transaction ends at once.
+            raise transaction.TransactionManagementError("select_for_update cannot be used outside of a transaction.")
         params = list(compiled.params)
         for name, param in self._params.items():
             field = param.field if isinstance(param, Many) else param

@@ -223,3 +223,13 @@ def test_two_parameters_never_share_a_marker(monkeypatch):
 def test_none_is_refused_where_the_orm_would_write_is_null():
     with pytest.raises(ValueError, match="None"):
         ONE_OF_USER.execute(pk=None, user=1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_compiled_select_for_update_is_refused_outside_a_transaction_on_every_call():
+    reservation = ReservationFactory()
+    locking = CompiledQuery(lambda pk: Reservation.objects.select_for_update().filter(pk=pk), pk=_PK)
+    with transaction.atomic():
+        assert locking.execute(pk=reservation.pk) == [reservation]  # compiled here, inside a transaction
+    with pytest.raises(transaction.TransactionManagementError):
+        locking.execute(pk=reservation.pk)
