@@ -28,7 +28,7 @@ from typing import Any, Generic, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, transaction
-from django.db.models import F, Field, Model, QuerySet
+from django.db.models import Count, F, Field, Model, QuerySet
 from django.db.models.query import ModelIterable, ValuesListIterable, get_related_populators
 from django.db.models.sql import UpdateQuery
 
@@ -76,6 +76,11 @@ def _new_marker(field: Field) -> Any:
 
 class _NoMarker(ImproperlyConfigured):
     """A field type whose values cannot be told apart from the query's constants (a boolean)."""
+
+
+def _positions(params: list, prepared: Any) -> tuple[int, ...]:
+    """Where a marker's prepared value stands among the compiled parameters."""
+    return tuple(i for i, p in enumerate(params) if type(p) is type(prepared) and p == prepared)
 
 
 def _disjoint(positions: list[int]) -> None:
@@ -143,8 +148,7 @@ class CompiledQuery(Generic[M]):
             field = param.field if isinstance(param, Many) else param
             positions = []
             for value in markers[name] if isinstance(param, Many) else [markers[name]]:
-                prepared = field.get_db_prep_value(value, connection, prepared=False)
-                found = tuple(i for i, p in enumerate(params) if type(p) is type(prepared) and p == prepared)
+                found = _positions(params, field.get_db_prep_value(value, connection, prepared=False))
                 if not found:
                     raise ImproperlyConfigured(f"CompiledQuery: the parameter {name!r} is not in the compiled query")
                 positions.append(found)
@@ -224,6 +228,21 @@ class CompiledQuery(Generic[M]):
         return objects
 
 
+class CompiledCount:
+    """`build(**values).count()`, compiled once. QuerySet.count() runs its query at once, so it is
+    compiled as `COUNT(*)` grouped by `group_by`, a column the query filters to one value: one
+    row, or none when nothing matches."""
+
+    def __init__(self, build: Callable[..., QuerySet], *, group_by: str, **params: Field | Many) -> None:
+        self._query = CompiledQuery(
+            lambda **values: build(**values).order_by().values(group_by).annotate(n=Count("*")).values_list("n"),
+            **params)
+
+    def execute(self, **values: Any) -> int:
+        rows = self._query.execute(**values)
+        return rows[0][0] if rows else 0
+
+
 @dataclass(frozen=True)
 class _CompiledUpdate:
     sql: str
@@ -245,29 +264,37 @@ def versioned_update_rows(model: type[Model], *, pk: Any, version: int, values: 
     values cannot be marked (a boolean) leaves that update to the ORM. Like QuerySet.update(),
     it sends no signal, and marks the enclosing atomic block for rollback when it fails."""
     connection = connections[using]
-    key = (using, model, tuple(sorted((name, value is None) for name, value in values.items())))
-    cache = getattr(_updates, "cache", None)
-    if cache is None:
-        cache = _updates.cache = {}
-    compiled = cache.get(key)
-    if compiled is None:
-        compiled = cache[key] = _compile_update(connection, model, values)
-    if compiled is _NOT_COMPILABLE or any(hasattr(value, "resolve_expression") for value in values.values()):
+    compiled = _NOT_COMPILABLE
+    if not any(hasattr(value, "resolve_expression") for value in values.values()):  # F(...) etc.: the ORM's
+        key = (using, model, tuple(sorted((name, value is None) for name, value in values.items())))
+        cache = getattr(_updates, "cache", None)
+        if cache is None:
+            cache = _updates.cache = {}
+        compiled = cache.get(key)
+        if compiled is None:
+            compiled = cache[key] = _compile_update(connection, model, values)
+    if compiled is _NOT_COMPILABLE:
         return model._default_manager.using(using).filter(pk=pk, version=version).update(
             version=F("version") + 1, **values)
     params = list(compiled.params)
     bound = {**values, "pk": pk, "version": version}
     for name, positions in compiled.slots.items():
-        field, value = compiled.fields[name], bound[name]
-        if name not in ("pk", "version") and field.remote_field and hasattr(value, "prepare_database_save"):
-            value = value.prepare_database_save(field)  # a related instance: its key, as QuerySet.update()
-        prepared = (field.get_db_prep_value(value, connection, prepared=False) if name in ("pk", "version")
-                    else field.get_db_prep_save(value, connection))
+        prepared = _update_value(name, compiled.fields[name], bound[name], connection)
         for position in positions:
             params[position] = prepared
     with transaction.mark_for_rollback_on_error(using=using), connection.cursor() as cursor:
         cursor.execute(compiled.sql, params)
         return cursor.rowcount
+
+
+def _update_value(name: str, field: Field, value: Any, connection) -> Any:
+    """A value of the compiled UPDATE as the ORM prepares it: the WHERE's pk and version as
+    lookups do, the SET's values as QuerySet.update() does (a related instance: its key)."""
+    if name in ("pk", "version"):
+        return field.get_db_prep_value(value, connection, prepared=False)
+    if field.remote_field and hasattr(value, "prepare_database_save"):
+        value = value.prepare_database_save(field)
+    return field.get_db_prep_save(value, connection)
 
 
 def _compile_update(connection, model: type[Model], values: dict[str, Any]) -> _CompiledUpdate | object:
@@ -285,10 +312,7 @@ def _compile_update(connection, model: type[Model], values: dict[str, Any]) -> _
     sql, params = query.get_compiler(connection=connection).as_sql()
     slots = {}
     for name, marker in markers.items():
-        field = fields[name]
-        prepared = (field.get_db_prep_value(marker, connection, prepared=False) if name in ("pk", "version")
-                    else field.get_db_prep_save(marker, connection))
-        found = tuple(i for i, p in enumerate(params) if type(p) is type(prepared) and p == prepared)
+        found = _positions(params, _update_value(name, fields[name], marker, connection))
         if not found:
             return _NOT_COMPILABLE
         slots[name] = found

@@ -5,9 +5,9 @@ import uuid
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet
 
-from common.compiled import CompiledQuery, Many
+from common.compiled import CompiledCount, CompiledQuery, Many
 from common.exceptions import NotFound
 from reservations.models import Reservation, ReservationEvent, ReservationStatus, SupplierStatus
 
@@ -23,14 +23,9 @@ _OWN_LIST = CompiledQuery(lambda user: Reservation.objects.filter(user_id=user).
 _OWN_LIST_IN_STATUS = CompiledQuery(
     lambda user, status: Reservation.objects.filter(user_id=user, status=status).order_by(*_NEWEST_FIRST),
     user=_USER, status=_STATUS)
-# COUNT(*) as a values_list query (QuerySet.count() executes at once, so it cannot be compiled):
-# grouped by the one customer it filters on, so one row, or none for no reservation.
-_OWN_COUNT = CompiledQuery(
-    lambda user: Reservation.objects.filter(user_id=user).order_by().values("user_id").annotate(
-        n=Count("*")).values_list("n"), user=_USER)
-_OWN_COUNT_IN_STATUS = CompiledQuery(
-    lambda user, status: Reservation.objects.filter(user_id=user, status=status).order_by().values(
-        "user_id").annotate(n=Count("*")).values_list("n"), user=_USER, status=_STATUS)
+_OWN_COUNT = CompiledCount(lambda user: Reservation.objects.filter(user_id=user), group_by="user_id", user=_USER)
+_OWN_COUNT_IN_STATUS = CompiledCount(lambda user, status: Reservation.objects.filter(user_id=user, status=status),
+                                     group_by="user_id", user=_USER, status=_STATUS)
 
 
 @functools.cache
@@ -70,8 +65,7 @@ class OwnReservations:
         self._status = status
 
     def count(self) -> int:
-        rows = (_OWN_COUNT_IN_STATUS if self._status else _OWN_COUNT).execute(**self._values)
-        return rows[0][0] if rows else 0
+        return (_OWN_COUNT_IN_STATUS if self._status else _OWN_COUNT).execute(**self._values)
 
     def __getitem__(self, window: slice) -> list[Reservation]:
         if window.stop <= window.start:
@@ -90,7 +84,7 @@ def reservation_get_for_user(*, user: AbstractBaseUser, reservation_id: uuid.UUI
     `with_payments`: for an answer with its body (the latest payment), read in the same call."""
     try:
         found = _OWN.execute(pk=reservation_id, user=user.pk)
-    except ValidationError as exc:  # not a UUID
+    except (ValidationError, ValueError) as exc:  # not a UUID
         raise NotFound("Reservation not found.") from exc
     if not found:
         raise NotFound("Reservation not found.")

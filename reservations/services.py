@@ -14,10 +14,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F
+from django.db.models import F
 from django.utils import timezone
 
-from common.compiled import CompiledQuery
+from common.compiled import CompiledCount
 from common.db import retry_on_deadlock, versioned_update
 from common.exceptions import InvalidState, NotFound, ProductUnavailable, SoldOut, TooManyUnpaidHolds
 from common.faults import fault_point
@@ -38,12 +38,10 @@ def reservation_amount(*, product: Product, quantity: int) -> int:
 
 # The locks and the count taken on every create and pay, compiled once (common.compiled).
 _RESERVATION_LOCK = CompiledLock(lambda pk: Reservation.objects.filter(pk=pk), pk=Reservation._meta.pk)
-# COUNT(*) as a values_list query (see reservations.selectors): one row, or none for no hold.
-_UNPAID_HOLDS = CompiledQuery(
-    lambda user, now: Reservation.objects.filter(
-        user_id=user, status=ReservationStatus.PENDING_PAYMENT, expires_at__gt=now).order_by().values(
-        "user_id").annotate(n=Count("*")).values_list("n"),
-    user=Reservation._meta.get_field("user"), now=Reservation._meta.get_field("expires_at"))
+_UNPAID_HOLDS = CompiledCount(
+    lambda user, now: Reservation.objects.filter(user_id=user, status=ReservationStatus.PENDING_PAYMENT,
+                                                 expires_at__gt=now),
+    group_by="user_id", user=Reservation._meta.get_field("user"), now=Reservation._meta.get_field("expires_at"))
 
 
 @functools.cache
@@ -231,8 +229,7 @@ def _unpaid_holds_allowed(*, user: AbstractBaseUser) -> None:
     one account cannot hold a day's places hostage. Counted under the customer's row lock:
     two concurrent creates of one customer count one after the other."""
     _customer_lock()(pk=user.pk)
-    counted = _UNPAID_HOLDS.execute(user=user.pk, now=timezone.now())
-    unpaid = counted[0][0] if counted else 0
+    unpaid = _UNPAID_HOLDS.execute(user=user.pk, now=timezone.now())
     fault_point("reservation.holds_counted")
     limit = settings.RESERVATION_MAX_UNPAID_HOLDS
     if unpaid >= limit:

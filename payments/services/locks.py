@@ -37,12 +37,13 @@ def refund_lock_with_payment(*, refund_id: Any) -> tuple[Refund, Payment, Reserv
     return refund, payment, reservation
 
 
-_RESERVATION = Payment._meta.get_field("reservation")
+def _payments_of(reservation: Any) -> Any:
+    return Payment.objects.filter(reservation_id=reservation)
+
+
 # Taken twice by every pay and once by every webhook: compiled once (common.compiled).
-_PAYMENTS_LOCK = CompiledLock(lambda reservation: Payment.objects.filter(reservation_id=reservation),
-                              reservation=_RESERVATION)
-_PAYMENTS_OF = CompiledQuery(lambda reservation: Payment.objects.filter(reservation_id=reservation),
-                             reservation=_RESERVATION)
+_PAYMENTS_LOCK = CompiledLock(_payments_of, reservation=Payment._meta.get_field("reservation"))
+_PAYMENTS_OF = CompiledQuery(_payments_of, reservation=Payment._meta.get_field("reservation"))
 
 
 def reservation_payments_locked(*, reservation: Reservation) -> list[Payment]:

@@ -10,11 +10,10 @@ import threading
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DataError, OperationalError, connection, transaction
-from django.db.models import Count
 from django.utils import timezone
 
 from common import compiled
-from common.compiled import CompiledQuery, Many, versioned_update_rows
+from common.compiled import CompiledCount, CompiledQuery, Many, versioned_update_rows
 from payments.models import Payment, PaymentStatus
 from reservations.models import Reservation
 from tests.factories import ReservationFactory, UserFactory
@@ -28,8 +27,7 @@ BY_USER = CompiledQuery(lambda user: Reservation.objects.filter(user_id=user).or
 ONE_OF_USER = CompiledQuery(lambda pk, user: Reservation.objects.filter(pk=pk, user_id=user), pk=_PK, user=_USER)
 PAYMENTS_OF = CompiledQuery(lambda ids: Payment.objects.filter(reservation_id__in=ids).order_by("created_at"),
                             ids=Many(Payment._meta.get_field("reservation")))
-COUNT_OF_USER = CompiledQuery(lambda user: Reservation.objects.filter(user_id=user).order_by().values(
-    "user_id").annotate(n=Count("*")).values_list("n"), user=_USER)
+COUNT_OF_USER = CompiledCount(lambda user: Reservation.objects.filter(user_id=user), group_by="user_id", user=_USER)
 
 
 def values(instance) -> dict:
@@ -47,8 +45,8 @@ def test_each_call_is_bound_to_its_own_values():
         assert [r.pk for r in BY_USER.execute(user=bob.pk)] == [r.pk for r in bobs]
     assert [r.pk for r in ONE_OF_USER.execute(pk=bobs[0].pk, user=bob.pk)] == [bobs[0].pk]
     assert ONE_OF_USER.execute(pk=bobs[0].pk, user=ada.pk) == []  # both filters are bound
-    assert COUNT_OF_USER.execute(user=bob.pk) == [(3,)]
-    assert COUNT_OF_USER.execute(user=UserFactory().pk) == []
+    assert COUNT_OF_USER.execute(user=bob.pk) == 3
+    assert COUNT_OF_USER.execute(user=UserFactory().pk) == 0
 
 
 @pytest.mark.django_db
