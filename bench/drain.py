@@ -165,6 +165,8 @@ def profile_delivery(user, product, events: int) -> None:
     stats = pstats.Stats(profiler)
     print_areas(stats)
     stats.sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(int(os.environ.get("PROFILE_TOP", "30")))
+    for pattern in filter(None, os.environ.get("PROFILE_CALLERS", "").split(",")):  # e.g. PROFILE_CALLERS=gettext
+        stats.print_callers(pattern)
 
 
 def new_reservations_with_events(user, product, events: int) -> list:
@@ -278,7 +280,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--broker", choices=["redis", "orm"], default="redis")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
-                        help="only profile N deliveries by one drainer in this process (PROFILE_SORT, PROFILE_TOP)")
+                        help="only profile N deliveries by one drainer in this process (PROFILE_SORT, PROFILE_TOP, PROFILE_CALLERS)")
     args = parser.parse_args()
 
     supplier_port = free_port()

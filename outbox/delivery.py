@@ -64,15 +64,34 @@ _UNFINISHED_OF = CompiledQuery(
 
 
 @functools.cache
-def _due_candidates(size: int, one: bool = False) -> CompiledQuery:
-    """The first `size` due events (or the one asked for, if due), oldest first, locked; rows
-    another worker is claiming right now are skipped (SKIP LOCKED), not waited for."""
+def _due_candidates(size: int, kind: str) -> CompiledQuery:
+    """Due events, locked; rows another worker is claiming right now are skipped (SKIP LOCKED),
+    not waited for. `kind`: "pending" (the first `size` whose time has come, oldest first),
+    "expired" (the first `size` whose lease ran out) or "one" (the event asked for, if due).
+
+    Pending and expired are two queries, each walking its own index (outbox_due, outbox_lease)
+    from its first due row: one query for both (`… WHERE pending-and-due OR lease-expired
+    ORDER BY available_at`) is read along `available_at` through every delivered event before the
+    due ones, so each claim cost grew with the table's history (4,500 rows read, 5 ms of the
+    database's CPU per claim with 4,500 events delivered; tests/outbox/test_claim_plan.py)."""
     def due(now: dt.datetime, pk: Any = None) -> QuerySet[OutboxEvent]:
-        qs = OutboxEvent.objects.select_for_update(skip_locked=True).filter(_due(now))
-        return (qs.filter(pk=pk) if one else qs).order_by("available_at")[:size]
+        qs = OutboxEvent.objects.select_for_update(skip_locked=True)
+        if kind == "pending":
+            return qs.filter(status=OutboxStatus.PENDING, available_at__lte=now).order_by("available_at")[:size]
+        if kind == "expired":
+            return qs.filter(status=OutboxStatus.IN_FLIGHT, locked_until__lte=now).order_by("locked_until")[:size]
+        return qs.filter(_due(now), pk=pk)
 
     fields = {"now": OutboxEvent._meta.get_field("available_at")}
-    return CompiledQuery(due, **fields, **({"pk": OutboxEvent._meta.pk} if one else {}))
+    return CompiledQuery(due, **fields, **({"pk": OutboxEvent._meta.pk} if kind == "one" else {}))
+
+
+def _due_now(size: int, now: dt.datetime) -> list[OutboxEvent]:
+    """The first `size` due events, oldest due time first, locked: pending ones by
+    `available_at`, expired leases by `locked_until`, the time each became due."""
+    found = _due_candidates(size, "pending").execute(now=now) + _due_candidates(size, "expired").execute(now=now)
+    found.sort(key=lambda e: e.available_at if e.status == OutboxStatus.PENDING else e.locked_until)
+    return found[:size]
 
 
 def _first_in_line(candidates: list[OutboxEvent], now: dt.datetime) -> tuple[list[OutboxEvent], list[OutboxEvent]]:
@@ -143,9 +162,9 @@ def _claim(*, worker: str, limit: int, event_id: uuid.UUID | str | None) -> tupl
         # SKIP LOCKED never waits, so claims stand outside the lock order (common/locking.py):
         # an event another worker is claiming, or a staff action holds, is left for later.
         if event_id is None:
-            candidates = _due_candidates(limit * 3).execute(now=now)
+            candidates = _due_now(limit * 3, now)
         else:
-            candidates = _due_candidates(limit * 3, one=True).execute(now=now, pk=event_id)
+            candidates = _due_candidates(1, "one").execute(now=now, pk=event_id)
         chosen, waiting = _first_in_line(candidates, now)
         # A waiting event steps back a little, behind the other due events: enough of them
         # must never fill the candidate window and starve the rest.
