@@ -69,7 +69,10 @@ class Reservation(models.Model):
         # The customer's list, newest first with the id as tie-break (reservations.selectors):
         # read in index order. Without "-id" here the index ends in the ascending primary key,
         # and MariaDB sorted all of the customer's reservations for each page (filesort).
-        indexes = [models.Index(fields=["user", "-created_at", "-id"], name="reservation_user_newest")]
+        indexes = [models.Index(fields=["user", "-created_at", "-id"], name="reservation_user_newest"),
+                   # The expiry's due holds (reservations.expiry), oldest first, read in index order
+                   # whatever the number of reservations made before them.
+                   models.Index(fields=["status", "expires_at"], name="reservation_hold_expiry")]
 
     def __str__(self) -> str:
         return self.code
