@@ -19,6 +19,7 @@ error when the query is first compiled, never a silently unbound filter.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 import threading
 import uuid
@@ -29,7 +30,11 @@ from typing import Any, Generic, TypeVar
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, transaction
 from django.db.models import Count, F, Field, Model, QuerySet
+from django.db.models.base import ModelState
+from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
 from django.db.models.query import ModelIterable, ValuesListIterable, get_related_populators
+from django.db.models.query_utils import DeferredAttribute
+from django.db.models.signals import post_init, pre_init
 from django.db.models.sql import UpdateQuery
 
 M = TypeVar("M", bound=Model)
@@ -102,6 +107,7 @@ class _Compiled:
     init_list: list[str]
     model_slice: slice
     related_populators: list  # select_related: Django's own RelatedPopulators
+    plain: bool  # rows of `model` may be built without Model.__init__ (_builds_plainly)
     # No window may be appended: the SQL ends in FOR UPDATE, or has its own (constant) slice.
     closed: bool
     for_update: bool
@@ -170,6 +176,7 @@ class CompiledQuery(Generic[M]):
         return _Compiled(sql=sql, params=tuple(params), slots=slots, compiler=compiler,
                          converters=compiler.get_converters(columns), model=model, init_list=init_list,
                          model_slice=model_slice, related_populators=related_populators,
+                         plain=model is not None and _builds_plainly(model, init_list),
                          closed=bool(queryset.query.select_for_update or queryset.query.is_sliced),
                          for_update=bool(queryset.query.select_for_update
                                          and connection.features.has_select_for_update))
@@ -219,13 +226,49 @@ class CompiledQuery(Generic[M]):
             rows = compiled.compiler.apply_converters(rows, compiled.converters)
         if compiled.model is None:
             return [tuple(row) for row in rows]
+        model, model_slice, populators = compiled.model, compiled.model_slice, compiled.related_populators
+        plain = compiled.plain and not (pre_init.has_listeners(model) or post_init.has_listeners(model))
+        build = functools.partial(_plain_instance, model) if plain else model.from_db
         objects = []
         for row in rows:
-            obj = compiled.model.from_db(using, compiled.init_list, row[compiled.model_slice])
-            for populator in compiled.related_populators:
+            obj = build(using, compiled.init_list, row[model_slice])
+            for populator in populators:
                 populator.populate(row, obj)
             objects.append(obj)
         return objects
+
+
+# The descriptors a model's columns have unless a field brings its own: reading from and
+# writing to the instance's __dict__, with nothing to clear on a new instance.
+_PLAIN_DESCRIPTORS = (DeferredAttribute, ForeignKeyDeferredAttribute)
+
+
+def _builds_plainly(model: type[Model], init_list: list[str]) -> bool:
+    """Whether `model.from_db(db, init_list, values)` only sets each column's value and the
+    state (Model.__init__ with every concrete field, in order): Django's own from_db, every
+    column read, each behind a plain descriptor. Signals are checked on each call."""
+    if model.from_db.__func__ is not Model.from_db.__func__:
+        return False
+    if init_list != [field.attname for field in model._meta.concrete_fields]:
+        return False
+    for attname in init_list:
+        descriptor = next((klass.__dict__[attname] for klass in model.__mro__ if attname in klass.__dict__), None)
+        if type(descriptor) not in _PLAIN_DESCRIPTORS:
+            return False
+    return True
+
+
+def _plain_instance(model: type[Model], using: str, attnames: list[str], values: Sequence) -> Model:
+    """What Model.from_db builds for a plain model (_builds_plainly): the same __dict__ and state,
+    without __init__'s per-field work (a fifth of a 20-row list's Python time)."""
+    obj = model.__new__(model)
+    state = ModelState()
+    state.adding = False
+    state.db = using
+    attributes = obj.__dict__
+    attributes["_state"] = state
+    attributes.update(zip(attnames, values, strict=True))
+    return obj
 
 
 class CompiledCount:

@@ -231,3 +231,53 @@ def test_a_compiled_select_for_update_is_refused_outside_a_transaction_on_every_
         assert locking.execute(pk=reservation.pk) == [reservation]  # compiled here, inside a transaction
     with pytest.raises(transaction.TransactionManagementError):
         locking.execute(pk=reservation.pk)
+
+
+@pytest.mark.django_db
+def test_rows_built_without_init_are_what_from_db_builds():
+    """Plain models' rows skip Model.__init__ (common.compiled._plain_instance): the instance
+    must be indistinguishable, its attributes and its state, and usable as the ORM's is."""
+    reservation = ReservationFactory(locale="es")
+    [fast] = ONE_OF_USER.execute(pk=reservation.pk, user=reservation.user_id)
+    orm = Reservation.objects.get(pk=reservation.pk)
+
+    assert {k: v for k, v in vars(fast).items() if k != "_state"} == {
+        k: v for k, v in vars(orm).items() if k != "_state"}
+    assert (fast._state.adding, fast._state.db) == (orm._state.adding, orm._state.db) == (False, "default")
+    assert type(fast) is Reservation
+    assert fast.user == reservation.user  # relations load, and are cached, as the ORM's do
+    assert fast._state.fields_cache["user"] == reservation.user
+    fast.guest_name = "Grace"
+    fast.save(update_fields=["guest_name"])  # an UPDATE, not an INSERT: the state says "from the database"
+    assert Reservation.objects.get(pk=reservation.pk).guest_name == "Grace"
+
+
+@pytest.mark.django_db
+def test_a_model_with_init_signal_receivers_is_built_through_init():
+    from django.db.models.signals import post_init
+
+    reservation = ReservationFactory()
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance.pk)
+
+    post_init.connect(receiver, sender=Reservation)
+    try:
+        assert len(ONE_OF_USER.execute(pk=reservation.pk, user=reservation.user_id)) == 1
+    finally:
+        post_init.disconnect(receiver, sender=Reservation)
+    assert seen == [reservation.pk]
+
+
+def test_only_models_whose_from_db_is_plain_are_built_without_init(monkeypatch):
+    attnames = [field.attname for field in Reservation._meta.concrete_fields]
+    assert compiled._builds_plainly(Reservation, attnames)
+    assert not compiled._builds_plainly(Reservation, attnames[:-1])  # deferred columns: from_db fills them
+    django_from_db = Reservation.from_db.__func__
+
+    def own_from_db(cls, db, names, values):
+        return django_from_db(cls, db, names, values)
+
+    monkeypatch.setattr(Reservation, "from_db", classmethod(own_from_db))
+    assert not compiled._builds_plainly(Reservation, attnames)  # a model's own from_db is always called
