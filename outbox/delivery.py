@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import operator
 import os
 import socket
 import threading
@@ -20,7 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
-from django.db.models import F, Min, Q, QuerySet
+from django.db.models import F, Min, Q
 from django.utils import timezone
 
 from common.compiled import CompiledQuery, Many, versioned_update_rows
@@ -45,11 +46,14 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"[:128]
 
 
-def _due(now: dt.datetime | None = None) -> Q:
-    now = now or timezone.now()
-    return Q(status=OutboxStatus.PENDING, available_at__lte=now) | Q(
-        status=OutboxStatus.IN_FLIGHT, locked_until__lte=now
-    )
+# When an event is due: a pending one once its `available_at` has come, an in-flight one once
+# its lease (`locked_until`) has run out.
+_DUE_AFTER = {OutboxStatus.PENDING: "available_at", OutboxStatus.IN_FLIGHT: "locked_until"}
+
+
+def _due(now: dt.datetime) -> Q:
+    return functools.reduce(operator.or_, (Q(status=status, **{f"{column}__lte": now})
+                                           for status, column in _DUE_AFTER.items()))
 
 
 # The claim's reads and the apply's lock, made by every drainer for every event: compiled once
@@ -63,34 +67,32 @@ _UNFINISHED_OF = CompiledQuery(
     reservations=Many(OutboxEvent._meta.get_field("reservation")))
 
 
+_DUE_ONE = CompiledQuery(
+    lambda now, pk: OutboxEvent.objects.select_for_update(skip_locked=True).filter(_due(now), pk=pk),
+    now=OutboxEvent._meta.get_field("available_at"), pk=OutboxEvent._meta.pk)
+
+
 @functools.cache
-def _due_candidates(size: int, kind: str) -> CompiledQuery:
-    """Due events, locked; rows another worker is claiming right now are skipped (SKIP LOCKED),
-    not waited for. `kind`: "pending" (the first `size` whose time has come, oldest first),
-    "expired" (the first `size` whose lease ran out) or "one" (the event asked for, if due).
+def _first_due(status: str, size: int) -> CompiledQuery:
+    """The first `size` due events of one status, in the order they became due, locked; rows
+    another worker is claiming right now are skipped (SKIP LOCKED), not waited for.
 
-    Pending and expired are two queries, each walking its own index (outbox_due, outbox_lease)
-    from its first due row: one query for both (`… WHERE pending-and-due OR lease-expired
-    ORDER BY available_at`) is read along `available_at` through every delivered event before the
-    due ones, so each claim cost grew with the table's history (4,500 rows read, 5 ms of the
+    One query per status, each walking its own index (outbox_due, outbox_lease) from its first
+    due row: one query for both (`… WHERE pending-and-due OR lease-expired ORDER BY
+    available_at`) was read along `available_at` through every delivered event before the due
+    ones, so each claim cost grew with the table's history (4,500 rows read, 5 ms of the
     database's CPU per claim with 4,500 events delivered; tests/outbox/test_claim_plan.py)."""
-    def due(now: dt.datetime, pk: Any = None) -> QuerySet[OutboxEvent]:
-        qs = OutboxEvent.objects.select_for_update(skip_locked=True)
-        if kind == "pending":
-            return qs.filter(status=OutboxStatus.PENDING, available_at__lte=now).order_by("available_at")[:size]
-        if kind == "expired":
-            return qs.filter(status=OutboxStatus.IN_FLIGHT, locked_until__lte=now).order_by("locked_until")[:size]
-        return qs.filter(_due(now), pk=pk)
-
-    fields = {"now": OutboxEvent._meta.get_field("available_at")}
-    return CompiledQuery(due, **fields, **({"pk": OutboxEvent._meta.pk} if kind == "one" else {}))
+    column = _DUE_AFTER[status]
+    return CompiledQuery(
+        lambda now: OutboxEvent.objects.select_for_update(skip_locked=True).filter(
+            status=status, **{f"{column}__lte": now}).order_by(column)[:size],
+        now=OutboxEvent._meta.get_field(column))
 
 
 def _due_now(size: int, now: dt.datetime) -> list[OutboxEvent]:
-    """The first `size` due events, oldest due time first, locked: pending ones by
-    `available_at`, expired leases by `locked_until`, the time each became due."""
-    found = _due_candidates(size, "pending").execute(now=now) + _due_candidates(size, "expired").execute(now=now)
-    found.sort(key=lambda e: e.available_at if e.status == OutboxStatus.PENDING else e.locked_until)
+    """The first `size` due events, locked, in the order they became due."""
+    found = [event for status in _DUE_AFTER for event in _first_due(status, size).execute(now=now)]
+    found.sort(key=lambda event: getattr(event, _DUE_AFTER[event.status]))
     return found[:size]
 
 
@@ -161,10 +163,7 @@ def _claim(*, worker: str, limit: int, event_id: uuid.UUID | str | None) -> tupl
         now = timezone.now()
         # SKIP LOCKED never waits, so claims stand outside the lock order (common/locking.py):
         # an event another worker is claiming, or a staff action holds, is left for later.
-        if event_id is None:
-            candidates = _due_now(limit * 3, now)
-        else:
-            candidates = _due_candidates(1, "one").execute(now=now, pk=event_id)
+        candidates = _due_now(limit * 3, now) if event_id is None else _DUE_ONE.execute(now=now, pk=event_id)
         chosen, waiting = _first_in_line(candidates, now)
         # A waiting event steps back a little, behind the other due events: enough of them
         # must never fill the candidate window and starve the rest.
