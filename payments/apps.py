@@ -11,7 +11,7 @@ class PaymentsConfig(AppConfig):
         from outbox.handlers import register_topic
         from outbox.schedules import register_schedule
         from payments import gateway
-        from payments.api.serializers import PaymentOutputSerializer, payment_body
+        from payments.api.serializers import PaymentOutputSerializer, listed_payment_bodies, payment_body
         from payments.metrics import count_stripe_outcome, observe_stripe_latency, payment_gauges
         from payments.services.cancel import (
             CANCEL_INTENT_TOPIC,
@@ -39,7 +39,7 @@ class PaymentsConfig(AppConfig):
         # The reservation body's "payment": the newest attempt (api.md).
         register_reservation_output_field(
             "payment", lambda: PaymentOutputSerializer(source="latest_payment", read_only=True, allow_null=True),
-            render=lambda reservation: payment_body(reservation.latest_payment))
+            render=lambda reservation: payment_body(reservation.latest_payment), render_listed=listed_payment_bodies)
         register_topic(REFUND_TOPIC, RefundSendHandler())
         register_topic(CANCEL_INTENT_TOPIC, IntentCancelHandler())
         register_topic(COMPENSATE_TOPIC, CompensationHandler())

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Callable
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -18,14 +19,16 @@ _USER = Reservation._meta.get_field("user")
 _STATUS = Reservation._meta.get_field("status")
 _NEWEST_FIRST = ("-created_at", "-id")
 _OWN = CompiledQuery(lambda pk, user: Reservation.objects.filter(pk=pk, user_id=user), pk=_PK, user=_USER)
-_OWN_LIST = CompiledQuery(lambda user: Reservation.objects.filter(user_id=user).order_by(*_NEWEST_FIRST),
-                          user=_USER)
-_OWN_LIST_IN_STATUS = CompiledQuery(
-    lambda user, status: Reservation.objects.filter(user_id=user, status=status).order_by(*_NEWEST_FIRST),
-    user=_USER, status=_STATUS)
-_OWN_COUNT = CompiledCount(lambda user: Reservation.objects.filter(user_id=user), group_by="user_id", user=_USER)
-_OWN_COUNT_IN_STATUS = CompiledCount(lambda user, status: Reservation.objects.filter(user_id=user, status=status),
-                                     group_by="user_id", user=_USER, status=_STATUS)
+
+
+def _own(user: int, status: str | None = None) -> QuerySet[Reservation]:
+    """The customer's list, newest first (the index reservation_user_newest reads it in order)."""
+    own = Reservation.objects.filter(user_id=user)
+    return (own if status is None else own.filter(status=status)).order_by(*_NEWEST_FIRST)
+
+
+_OWN_COUNT = CompiledCount(_own, group_by="user_id", user=_USER)
+_OWN_COUNT_IN_STATUS = CompiledCount(_own, group_by="user_id", user=_USER, status=_STATUS)
 
 
 @functools.cache
@@ -55,27 +58,50 @@ def _with_payments(reservations: list[Reservation]) -> list[Reservation]:
     return reservations
 
 
+class OwnPages:
+    """How a page of the customer's list is read: `shape` turns the list's queryset into the one
+    to read (the rows themselves by default, or a `values_list` of what an answer needs),
+    `finish` completes what was read (the rows' payments by default). Compiled once for the
+    list and once for the list in one status."""
+
+    def __init__(self, shape: Callable[[QuerySet], QuerySet] = lambda own: own,
+                 finish: Callable[[list], list] = _with_payments) -> None:
+        self._all = CompiledQuery(lambda user: shape(_own(user)), user=_USER)
+        self._in_status = CompiledQuery(lambda user, status: shape(_own(user, status)), user=_USER, status=_STATUS)
+        self._finish = finish
+
+    def read(self, window: slice, *, user: int, status: str | None) -> list:
+        if status is None:
+            return self._finish(self._all.execute(window=window, user=user))
+        return self._finish(self._in_status.execute(window=window, user=user, status=status))
+
+
+_ROWS_WITH_PAYMENTS = OwnPages()
+
+
 class OwnReservations:
     """A customer's reservations, newest first, perhaps in one status, as Django's Paginator
     reads them (`count()` and a slice): a page is one query, and its payments one more,
-    whatever the page size."""
+    whatever the page size. `pages`: how a page is read (OwnPages; by default, the
+    reservations with their payments)."""
 
-    def __init__(self, *, user: AbstractBaseUser, status: str | None) -> None:
-        self._values = {"user": user.pk, **({"status": status} if status else {})}
-        self._status = status
+    def __init__(self, *, user: AbstractBaseUser, status: str | None, pages: OwnPages = _ROWS_WITH_PAYMENTS) -> None:
+        self._user, self._status, self._pages = user.pk, status, pages
 
     def count(self) -> int:
-        return (_OWN_COUNT_IN_STATUS if self._status else _OWN_COUNT).execute(**self._values)
+        if self._status is None:
+            return _OWN_COUNT.execute(user=self._user)
+        return _OWN_COUNT_IN_STATUS.execute(user=self._user, status=self._status)
 
-    def __getitem__(self, window: slice) -> list[Reservation]:
+    def __getitem__(self, window: slice) -> list:
         if window.stop <= window.start:
             return []
-        page = (_OWN_LIST_IN_STATUS if self._status else _OWN_LIST).execute(window=window, **self._values)
-        return _with_payments(page)
+        return self._pages.read(window, user=self._user, status=self._status)
 
 
-def reservation_list_for_user(*, user: AbstractBaseUser, status: str | None = None) -> OwnReservations:
-    return OwnReservations(user=user, status=status)
+def reservation_list_for_user(*, user: AbstractBaseUser, status: str | None = None,
+                              pages: OwnPages = _ROWS_WITH_PAYMENTS) -> OwnReservations:
+    return OwnReservations(user=user, status=status, pages=pages)
 
 
 def reservation_get_for_user(*, user: AbstractBaseUser, reservation_id: uuid.UUID | str,

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+
 from django.core.validators import URLValidator
 from rest_framework import serializers
 
+from common.compiled import CompiledQuery, Many
+from common.text_columns import as_text, uuid_text
 from payments.models import Payment, PaymentStatus
 
 
@@ -22,11 +27,16 @@ class CancelInputSerializer(serializers.Serializer):
 
 
 def _shown_while_action_required(payment: Payment) -> tuple[str | None, dict | None]:
+    return _while_action_required(payment.status, payment.client_secret, lambda: payment.next_action)
+
+
+def _while_action_required(status: str, client_secret: str, next_action: Callable[[], dict | None]
+                           ) -> tuple[str | None, dict | None]:
     # Only useful (and only shown) while the customer must act, e.g. 3-D Secure: the client
     # secret, and Stripe's next action (e.g. a redirect to the bank with the return_url).
-    if payment.status != PaymentStatus.REQUIRES_ACTION:
+    if status != PaymentStatus.REQUIRES_ACTION:
         return None, None
-    return payment.client_secret or None, payment.next_action
+    return client_secret or None, next_action()
 
 
 class PaymentOutputSerializer(serializers.ModelSerializer):
@@ -55,3 +65,36 @@ def payment_body(payment: Payment | None) -> dict | None:
             "stripe_payment_intent_id": payment.stripe_payment_intent_id, "client_secret": client_secret,
             "next_action": next_action, "refunded_amount": payment.refunded_amount,
             "failure_code": payment.failure_code, "failure_message": payment.failure_message}
+
+
+# The newest payment of each reservation of a list page, read as the body's columns (ids and
+# next_action as the database's text: common.text_columns), newest first.
+_LISTED_COLUMNS = ("id", "status", "amount", "currency", "stripe_payment_intent_id", "client_secret", "next_action",
+                   "refunded_amount", "failure_code", "failure_message")
+_LISTED_AS_TEXT = {"reservation": "reservation_id", "id": "id", "next_action": "next_action"}
+_LISTED = CompiledQuery(
+    lambda reservations: Payment.objects.filter(reservation_id__in=reservations).order_by("-created_at", "-id")
+    .annotate(**{f"{name}_text": as_text(column) for name, column in _LISTED_AS_TEXT.items()})
+    .values_list("reservation_text", *(f"{name}_text" if name in _LISTED_AS_TEXT else name
+                                       for name in _LISTED_COLUMNS)),
+    reservations=Many(Payment._meta.get_field("reservation")))
+
+
+def listed_payment_bodies(reservation_ids: list[str]) -> list[dict | None]:
+    """`payment_body(reservation.latest_payment)` for each of the listed reservations (ids as the
+    bodies write them), in one query."""
+    newest: dict[str, tuple] = {}
+    for reservation, *columns in _LISTED.execute(reservations=reservation_ids):
+        newest.setdefault(uuid_text(reservation), columns)
+    return [_listed_body(newest.get(reservation)) for reservation in reservation_ids]
+
+
+def _listed_body(columns: list | None) -> dict | None:
+    if columns is None:
+        return None
+    body = dict(zip(_LISTED_COLUMNS, columns, strict=True))
+    body["id"] = uuid_text(body["id"])
+    text = body["next_action"]
+    body["client_secret"], body["next_action"] = _while_action_required(
+        body["status"], body["client_secret"], lambda: None if text is None else json.loads(text))
+    return body

@@ -16,6 +16,7 @@ from common.idempotency import idempotency_store_with_effect, idempotent
 from common.throttling import ReservationCreateThrottle
 from reservations import selectors, services
 from reservations.api.serializers import (
+    LISTED_BODIES,
     ReservationCreateInputSerializer,
     ReservationEventOutputSerializer,
     ReservationOutputSerializer,
@@ -38,17 +39,16 @@ class ReservationListCreateApi(ListAPIView):
         status_filter = self.request.query_params.get("status")
         if status_filter and status_filter not in ReservationStatus.values:
             raise ValidationError({"status": [f"Must be one of {', '.join(ReservationStatus.values)}."]})
-        return selectors.reservation_list_for_user(user=self.request.user, status=status_filter)
+        return selectors.reservation_list_for_user(user=self.request.user, status=status_filter, pages=LISTED_BODIES)
 
     @extend_schema(summary="List your reservations",
                    description="Your own reservations, newest first, 20 a page.",
                    parameters=[OpenApiParameter("status", str, enum=ReservationStatus.values,
                                                 description="Only reservations in this status.")])
     def get(self, request: Request, *args, **kwargs) -> Response:
-        # ListAPIView.list, with the bodies written by reservation_body (the serializer_class
-        # above describes them in the schema).
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response([reservation_body(reservation) for reservation in page])
+        # ListAPIView.list, its page read as the bodies reservation_body writes (LISTED_BODIES;
+        # the serializer_class above describes them in the schema).
+        return self.get_paginated_response(self.paginate_queryset(self.get_queryset()))
 
     @extend_schema(
         summary="Reserve",

@@ -1,7 +1,8 @@
 """The reservation body written out (reservation_body, payment_body: the hot answers) is, byte
 for byte once rendered, what the serializers (the schema's source) give, in every state, for
-the rows as the answers read them (the compiled reads of GET one and of the list: their
-converted values, payments included) as for the rows the ORM reads."""
+the rows as the answers read them (the compiled read of GET one: its converted values,
+payments included) as for the rows the ORM reads; and so is the list's page, read as the
+bodies' columns in the database's text (LISTED_BODIES), with each row's newest payment."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import pytest
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 
-from payments.models import PaymentStatus
-from reservations.api.serializers import ReservationOutputSerializer, reservation_body
+from payments.models import Payment, PaymentStatus
+from reservations.api.serializers import LISTED_BODIES, ReservationOutputSerializer, reservation_body
 from reservations.models import Reservation, ReservationStatus, SupplierStatus
 from reservations.selectors import reservation_get_for_user, reservation_list_for_user
 from tests.factories import ReservationFactory
@@ -31,6 +32,8 @@ def both(reservation_id) -> tuple[bytes, bytes]:
     as_got = reservation_get_for_user(user=reservation.user, reservation_id=reservation_id, with_payments=True)
     [as_listed] = reservation_list_for_user(user=reservation.user)[0:1]
     assert rendered(reservation_body(as_listed)) == rendered(reservation_body(as_got))
+    [listed_body] = reservation_list_for_user(user=reservation.user, pages=LISTED_BODIES)[0:1]
+    assert rendered(listed_body) == serializer
     return rendered(reservation_body(as_got)), serializer
 
 
@@ -70,6 +73,29 @@ def test_datetimes_are_written_as_drf_writes_them_in_the_current_time_zone(zone)
     with timezone.override(zone):
         written, serialized = both(reservation.id)
     assert written == serialized
+
+
+def test_a_page_of_bodies_gives_each_reservation_its_own_newest_payment():
+    customer = ReservationFactory().user
+    without = ReservationFactory(user=customer)
+    paid = ReservationFactory(user=customer)
+    PaymentFactory(reservation=paid, status=PaymentStatus.FAILED)
+    newest = PaymentFactory(reservation=paid, status=PaymentStatus.SUCCEEDED)
+    other = ReservationFactory(user=customer)
+    other_payment = PaymentFactory(reservation=other, status=PaymentStatus.REQUIRES_ACTION, client_secret="s",
+                                   next_action=None)
+    Payment.objects.filter(pk=other_payment.pk).update(created_at=newest.created_at - dt.timedelta(days=1))
+
+    page = reservation_list_for_user(user=customer, pages=LISTED_BODIES)[0:20]
+
+    listed = {body["id"]: body for body in page}
+    expected = [rendered(ReservationOutputSerializer(Reservation.objects.get(pk=pk)).data)
+                for pk in (other.pk, paid.pk, without.pk)]
+    assert [rendered(body) for body in page][:3] == expected  # newest first, each with its own
+    assert listed[str(paid.pk)]["payment"]["id"] == str(newest.pk)
+    assert listed[str(other.pk)]["payment"]["client_secret"] == "s"
+    assert listed[str(without.pk)]["payment"] is None
+    assert reservation_list_for_user(user=customer, pages=LISTED_BODIES)[3:3] == []
 
 
 def test_a_refreshed_reservation_reads_its_payments_again():
