@@ -106,3 +106,29 @@ def test_a_refused_request_says_when_the_window_closes(strict_throttling, redis_
 
     assert response.status_code == 429
     assert 1 <= int(response["Retry-After"]) <= 60
+
+
+def test_a_window_gets_its_end_once_and_survives_a_redis_that_lost_its_scripts(redis_cache):
+    """The window opens with the first request and ends `duration` later whatever follows (EXPIRE
+    NX); a key left without an end (say, counted by a process that died before setting it) gets
+    one; and a server that lost its scripts (restart, SCRIPT FLUSH) is given it again."""
+    from django.core.cache import caches
+
+    from common.throttling import window_hit
+
+    cache = caches["default"]
+    key = f"throttle_test_{uuid.uuid4().hex}"
+    full_key = cache.make_and_validate_key(key)
+    client = cache._cache.get_client(full_key, write=True)
+
+    assert window_hit(cache, key, 60) == (1, 60)
+    client.expire(full_key, 5)  # as if 55 s had passed
+    count, closes_in = window_hit(cache, key, 60)
+    assert count == 2
+    assert closes_in <= 5  # not pushed back by later requests
+    client.persist(full_key)
+    assert window_hit(cache, key, 60) == (3, 60)
+    assert 0 < client.ttl(full_key) <= 60
+
+    client.script_flush()
+    assert window_hit(cache, key, 60)[0] == 4
