@@ -23,6 +23,7 @@ from django.utils.dateparse import parse_date
 from django.utils.formats import number_format
 from django.utils.translation import gettext, gettext_noop
 
+from common.compiled import CompiledQuery
 from outbox.alerts import EmailContent, EmailMessageHandler
 from outbox.models import OutboxEvent
 from outbox.services import outbox_enqueue
@@ -50,11 +51,26 @@ _ZERO_DECIMAL = frozenset({"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga
                            "vuv", "xaf", "xof", "xpf"})
 
 
+# The catalog's product (an app above this one: reached through the foreign key, never imported),
+# its name read by a query compiled once: the e-mail follows every booking, inside its
+# transaction, where the ORM's lazy `reservation.product` was the booking's costliest statement.
+_PRODUCT = Reservation._meta.get_field("product")
+_PRODUCT_NAME = CompiledQuery(lambda pk: _PRODUCT.related_model.objects.filter(pk=pk).values_list("name"),
+                              pk=_PRODUCT.target_field)
+
+
+def _product_name(reservation: Reservation) -> str:
+    if _PRODUCT.is_cached(reservation):
+        return reservation.product.name
+    [(name,)] = _PRODUCT_NAME.execute(pk=reservation.product_id)
+    return name
+
+
 def guest_email_enqueue(*, reservation: Reservation, kind: GuestEmail, refund_amount: int | None = None
                         ) -> OutboxEvent:
     """Inside the transaction of the change the e-mail tells about; a second call for the same
     reservation and kind returns the first event (nothing is sent twice)."""
-    facts = {"guest_name": reservation.guest_name, "code": reservation.code, "product": reservation.product.name,
+    facts = {"guest_name": reservation.guest_name, "code": reservation.code, "product": _product_name(reservation),
              "date": reservation.date.isoformat(), "quantity": reservation.quantity, "amount": reservation.amount,
              "currency": reservation.currency, "supplier_reference": reservation.supplier_reference,
              "refund_amount": reservation.amount if refund_amount is None else refund_amount}

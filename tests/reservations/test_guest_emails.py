@@ -150,6 +150,7 @@ def test_a_supplier_confirmation_emails_the_guest_in_their_language(fake_supplie
     [mail] = guest_mail(mailoutbox, reservation)
     assert mail.subject == f"Tu reserva {reservation.code} está confirmada"
     assert f"Código de confirmación del proveedor: {reservation.supplier_reference}" in mail.body
+    assert product.name in mail.body
     [(html, mimetype)] = mail.alternatives
     assert mimetype == "text/html"
     assert reservation.supplier_reference in html
