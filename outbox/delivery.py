@@ -133,16 +133,20 @@ def outbox_claim_due(*, worker: str, limit: int = 10, event_id: uuid.UUID | str 
     lease): it stays counted, since that call may have arrived, is written into the error
     history, and once the attempts are spent the event is dead-lettered here instead of
     being called again every lease period forever."""
-    policy = RetryPolicy.from_settings()
     claimed, spent = _claim(worker=worker, limit=limit, event_id=event_id)
+    _dead_letter_spent(spent, RetryPolicy.from_settings())
+    return claimed
+
+
+def _dead_letter_spent(spent: list[OutboxEvent], policy: RetryPolicy) -> None:
+    """After the claim's commit: the events whose last allowed attempt's lease ran out."""
     for event in spent:
         with log_context(event_id=event.id, reservation_id=event.reservation_id):
             try:
                 _finish(event=event, verdict=Verdict.dead(f"{LEASE_EXPIRED} {_lease_expiries(event) + 1} times"),
                         policy=policy)
-            except Exception:  # the claims above must still be returned; the next claim retries this
+            except Exception:  # the claims must still be returned; the next claim retries this
                 logger.exception("outbox dead-lettering after lease expiry failed", extra={"event_id": str(event.id)})
-    return claimed
 
 
 def _lease_expiries(event: OutboxEvent) -> int:
@@ -157,53 +161,75 @@ def _lease_expiries(event: OutboxEvent) -> int:
 @retry_on_deadlock
 def _claim(*, worker: str, limit: int, event_id: uuid.UUID | str | None) -> tuple[list[OutboxEvent], list[OutboxEvent]]:
     """(claimed, spent): spent events' leases expired on their last allowed attempt."""
+    with transaction.atomic(durable=True):
+        return _claim_in_transaction(worker=worker, limit=limit, event_id=event_id)
+
+
+def _claim_in_transaction(*, worker: str, limit: int, event_id: uuid.UUID | str | None
+                          ) -> tuple[list[OutboxEvent], list[OutboxEvent]]:
+    """The claim, inside the caller's transaction (its own, or the one recording the drainer's
+    previous delivery: _apply). It never waits for a lock (SKIP LOCKED), so it adds no wait to
+    a transaction that holds others."""
     lease = dt.timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
     policy = RetryPolicy.from_settings()
-    with transaction.atomic(durable=True):
-        now = timezone.now()
-        # SKIP LOCKED never waits, so claims stand outside the lock order (common/locking.py):
-        # an event another worker is claiming, or a staff action holds, is left for later.
-        candidates = _due_now(limit * 3, now) if event_id is None else _DUE_ONE.execute(now=now, pk=event_id)
-        chosen, waiting = _first_in_line(candidates, now)
-        # A waiting event steps back a little, behind the other due events: enough of them
-        # must never fill the candidate window and starve the rest.
-        if waiting:
-            OutboxEvent.objects.filter(pk__in=[w.pk for w in waiting]).update(
-                available_at=now + WAITING_STEP_BACK, version=F("version") + 1)
-        claimed, spent = [], []
-        for event in chosen:
-            if len(claimed) >= limit:
-                break
-            fields: dict[str, Any] = {"status": OutboxStatus.IN_FLIGHT, "locked_until": now + lease,
-                                      "locked_by": worker, "attempts": event.attempts + 1}
-            if event.status == OutboxStatus.IN_FLIGHT:  # a takeover: the attempt under that lease is lost
-                if policy.exhausted(event.attempts):
-                    spent.append(event)  # dead-lettered after this transaction, via the normal path
-                    continue
-                error = f"{LEASE_EXPIRED} (held by {event.locked_by})"[:500]
-                history = [*event.errors, {"attempt": event.attempts, "at": now.isoformat(), "error": error}]
-                fields.update(errors=history[-MAX_ERROR_HISTORY:], last_error=error)
-            if versioned_update_rows(OutboxEvent, pk=event.pk, version=event.version, values=fields):
-                for name, value in fields.items():
-                    setattr(event, name, value)
-                event.version += 1
-                claimed.append(event)
+    now = timezone.now()
+    # SKIP LOCKED never waits, so claims stand outside the lock order (common/locking.py):
+    # an event another worker is claiming, or a staff action holds, is left for later.
+    candidates = _due_now(limit * 3, now) if event_id is None else _DUE_ONE.execute(now=now, pk=event_id)
+    chosen, waiting = _first_in_line(candidates, now)
+    # A waiting event steps back a little, behind the other due events: enough of them
+    # must never fill the candidate window and starve the rest.
+    if waiting:
+        OutboxEvent.objects.filter(pk__in=[w.pk for w in waiting]).update(
+            available_at=now + WAITING_STEP_BACK, version=F("version") + 1)
+    claimed, spent = [], []
+    for event in chosen:
+        if len(claimed) >= limit:
+            break
+        fields: dict[str, Any] = {"status": OutboxStatus.IN_FLIGHT, "locked_until": now + lease,
+                                  "locked_by": worker, "attempts": event.attempts + 1}
+        if event.status == OutboxStatus.IN_FLIGHT:  # a takeover: the attempt under that lease is lost
+            if policy.exhausted(event.attempts):
+                spent.append(event)  # dead-lettered after this transaction, via the normal path
+                continue
+            error = f"{LEASE_EXPIRED} (held by {event.locked_by})"[:500]
+            history = [*event.errors, {"attempt": event.attempts, "at": now.isoformat(), "error": error}]
+            fields.update(errors=history[-MAX_ERROR_HISTORY:], last_error=error)
+        if versioned_update_rows(OutboxEvent, pk=event.pk, version=event.version, values=fields):
+            for name, value in fields.items():
+                setattr(event, name, value)
+            event.version += 1
+            claimed.append(event)
     return claimed, spent
 
 
 def outbox_deliver(*, event: OutboxEvent, policy: RetryPolicy | None = None) -> str:
     """Deliver one claimed event; returns the verdict applied, or "stale" when the lease was
     taken over meanwhile (the other worker's result counts, ours is dropped)."""
+    return _deliver_and_claim(event=event, policy=policy or RetryPolicy.from_settings()).outcome
+
+
+@dataclass(frozen=True)
+class _Delivered:
+    outcome: str
+    # Claimed for `claim_next` by the transaction that recorded the outcome: (claimed, spent).
+    next_claimed: list[OutboxEvent]
+    next_spent: list[OutboxEvent]
+
+
+def _deliver_and_claim(*, event: OutboxEvent, policy: RetryPolicy, claim_next: str | None = None) -> _Delivered:
+    """Deliver one claimed event; with `claim_next` (a worker), the transaction that records
+    its outcome also claims that worker's next event (see outbox_drain_once)."""
     # Every log line of the delivery (ours, the supplier client's, the alerts') carries them (F1).
     with log_context(event_id=event.id, reservation_id=event.reservation_id):
-        return _deliver(event=event, policy=policy or RetryPolicy.from_settings())
+        return _deliver(event=event, policy=policy, claim_next=claim_next)
 
 
-def _deliver(*, event: OutboxEvent, policy: RetryPolicy) -> str:
+def _deliver(*, event: OutboxEvent, policy: RetryPolicy, claim_next: str | None) -> _Delivered:
     try:
         handler = handler_for(event.topic)
     except UnknownTopic:
-        return _finish(event=event, verdict=Verdict.dead(f"no handler for topic {event.topic}"), policy=policy)
+        return _alone(_finish(event=event, verdict=Verdict.dead(f"no handler for topic {event.topic}"), policy=policy))
     fault_point(f"outbox.claimed:{event.topic}")
     try:
         result: Any = handler.perform(event)
@@ -212,11 +238,16 @@ def _deliver(*, event: OutboxEvent, policy: RetryPolicy) -> str:
         result = PerformFailed(f"{type(exc).__name__}: {exc}"[:500])
     fault_point(f"outbox.performed:{event.topic}")
     try:
-        return _apply(event=event, handler=handler, result=result, policy=policy)
+        return _apply(event=event, handler=handler, result=result, policy=policy, claim_next=claim_next)
     except Exception as exc:  # recording failed: count the attempt as failed, if still ours
         logger.exception("outbox apply failed", extra={"event_id": str(event.id), "topic": event.topic})
-        return _finish(event=event, verdict=Verdict.retry(f"apply failed: {type(exc).__name__}: {exc}"[:500]),
-                       policy=policy)
+        return _alone(_finish(event=event, verdict=Verdict.retry(f"apply failed: {type(exc).__name__}: {exc}"[:500]),
+                              policy=policy))
+
+
+def _alone(outcome: str) -> _Delivered:
+    """An outcome recorded without claiming the next event."""
+    return _Delivered(outcome, [], [])
 
 
 def _locked_if_still_ours(event: OutboxEvent, handler: Any) -> OutboxEvent | None:
@@ -229,14 +260,18 @@ def _locked_if_still_ours(event: OutboxEvent, handler: Any) -> OutboxEvent | Non
 
 
 @retry_on_deadlock
-def _apply(*, event: OutboxEvent, handler: Any, result: Any, policy: RetryPolicy) -> str:
+def _apply(*, event: OutboxEvent, handler: Any, result: Any, policy: RetryPolicy, claim_next: str | None) -> _Delivered:
     with transaction.atomic(durable=True):
         locked = _locked_if_still_ours(event, handler)
         if locked is None:
             logger.warning("outbox result dropped: lease taken over", extra={"event_id": str(event.id)})
-            return "stale"
+            return _alone("stale")
         verdict = Verdict.retry(result.error) if isinstance(result, PerformFailed) else handler.apply(locked, result)
-        return _record(locked, verdict, policy, handler)
+        outcome = _record(locked, verdict, policy, handler)
+        if claim_next is None:
+            return _alone(outcome)
+        claimed, spent = _claim_in_transaction(worker=claim_next, limit=1, event_id=None)
+        return _Delivered(outcome, claimed, spent)
 
 
 @retry_on_deadlock
@@ -339,18 +374,28 @@ def outbox_drain_once(*, worker: str | None = None, limit: int = 10, stop_at: fl
     taken over by another worker, and then be performed a second time by this one (an email
     or Slack alert has no idempotency key to absorb that). With the claim right before the
     call, a lease only has to outlive one call, which the timeout budget guarantees
-    (policy.call_budget_seconds, validated where supplier timeouts are set)."""
+    (policy.call_budget_seconds, validated where supplier timeouts are set).
+
+    The next event is claimed by the transaction that records the previous one's outcome
+    (_apply), committed right before its call as a claim of its own would be: one transaction
+    per event instead of two (bench/drain.py, issue "performance"). When that transaction does
+    not claim (the last event of the round, a lease taken over, a failed recording), the next
+    claim is a transaction of its own."""
     stats = DrainStats()
     worker = worker or worker_name()
-    for _ in range(limit):
-        if stop_at is not None and time.monotonic() >= stop_at:
-            break
-        claimed = outbox_claim_due(worker=worker, limit=1)
-        if not claimed:
-            break
-        event = claimed[0]
+    policy = RetryPolicy.from_settings()
+    held: list[OutboxEvent] = []
+    for delivered in range(limit):
+        if not held:
+            if stop_at is not None and time.monotonic() >= stop_at:
+                break
+            held = outbox_claim_due(worker=worker, limit=1)
+            if not held:
+                break
+        event = held.pop()
+        more = delivered + 1 < limit and (stop_at is None or time.monotonic() < stop_at)
         try:
-            stats.count(outbox_deliver(event=event))
+            done = _deliver_and_claim(event=event, policy=policy, claim_next=worker if more else None)
         except (OperationalError, InterfaceError):
             raise  # the database is gone for every event: the drain loop reconnects
         except Exception:
@@ -359,6 +404,10 @@ def outbox_drain_once(*, worker: str | None = None, limit: int = 10, stop_at: fl
             logger.exception("outbox delivery failed; the event is left to its lease",
                              extra={"event_id": str(event.id), "topic": event.topic})
             stats.failed += 1
+            continue
+        stats.count(done.outcome)
+        held = list(done.next_claimed)
+        _dead_letter_spent(done.next_spent, policy)
     return stats
 
 

@@ -249,3 +249,83 @@ def test_events_waiting_behind_their_reservation_do_not_starve_others(fake_suppl
     claimed = outbox_claim_due(worker="A", limit=1) or outbox_claim_due(worker="A", limit=1)
 
     assert [e.reservation_id for e in claimed] == [fresh.id]
+
+
+def _transactions_touching_the_outbox(run) -> list[list[str]]:
+    """The transactions `run()` commits on this thread's connection that read or write outbox
+    rows, each as its statements (the queue broker's own commits left out)."""
+    current: list[str] = []
+    committed: list[list[str]] = []
+    commit = connection.commit
+
+    def record(execute, sql, params, many, context):
+        current.append(sql)
+        return execute(sql, params, many, context)
+
+    def counted_commit():
+        commit()
+        if any("outbox_outboxevent" in sql for sql in current):
+            committed.append(list(current))
+        current.clear()
+
+    connection.commit = counted_commit
+    try:
+        with connection.execute_wrapper(record):
+            run()
+    finally:
+        del connection.commit
+    return committed
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_drain_round_claims_each_next_event_in_the_transaction_recording_the_previous(fake_supplier, product):
+    """One transaction per event, not two: the claim of the next event rides on the commit
+    of the previous one's outcome (the first claim stands alone, the last outcome claims
+    nothing)."""
+    reservations = [paid_reservation(product) for _ in range(3)]
+
+    stats = None
+
+    def run():
+        nonlocal stats
+        stats = outbox_drain_once(limit=3)
+
+    committed = _transactions_touching_the_outbox(run)
+
+    assert stats.delivered == 3
+    assert all(r.status == ReservationStatus.CONFIRMED for r in Reservation.objects.filter(
+        pk__in=[r.pk for r in reservations]))
+    claims = ["SKIP LOCKED" in " ".join(statements) for statements in committed]
+    assert len(committed) == 4  # two per event before
+    assert claims == [True, True, True, False]
+    assert not OutboxEvent.objects.filter(status=OutboxStatus.IN_FLIGHT).exists()  # nothing claimed past the round
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_next_claim_that_fails_rolls_back_with_the_outcome_and_leaves_no_lease(fake_supplier, product, monkeypatch):
+    """The next claim is part of the outcome's transaction: when it fails, neither the outcome
+    nor the claim is kept (the delivery is recorded as a failed attempt by a transaction of its
+    own), and no event is left leased to a worker that does not know it holds it."""
+    first, second = paid_reservation(product), paid_reservation(product)
+    claims = 0
+    real = delivery._first_in_line
+
+    def failing_second_claim(candidates, now):
+        nonlocal claims
+        claims += 1
+        if claims == 2:  # the claim made inside the first event's outcome transaction
+            raise RuntimeError("claim failed")
+        return real(candidates, now)
+
+    monkeypatch.setattr(delivery, "_first_in_line", failing_second_claim)
+
+    stats = outbox_drain_once(limit=2)
+
+    assert not OutboxEvent.objects.filter(status=OutboxStatus.IN_FLIGHT).exists()
+    assert stats.retried == 1  # the first: "apply failed", its booking made and kept for the retry
+    assert stats.delivered == 1  # the second, claimed afresh
+    first_event = OutboxEvent.objects.get(dedup_key=f"supplier.book:{first.id}")
+    assert first_event.status == OutboxStatus.PENDING
+    assert "apply failed: RuntimeError: claim failed" in first_event.last_error
+    second.refresh_from_db()
+    assert second.status == ReservationStatus.CONFIRMED
