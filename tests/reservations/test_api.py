@@ -197,3 +197,24 @@ def test_the_list_costs_the_same_queries_for_1_and_20_rows(api, customer, produc
     rows(19)
     with django_assert_num_queries(len(one.captured_queries)):
         assert len(api.get("/api/v1/reservations/").json()["results"]) == 20
+
+
+def test_a_reservation_with_payments_is_read_with_them_in_one_query(api, customer, other_customer, product,
+                                                                    django_assert_num_queries):
+    """A client polls GET after paying: the reservation and its payments come in one join (the
+    newest payment shown); without payments, the reservation alone; another's is a 404 either way."""
+    from payments.models import Payment, PaymentStatus
+
+    reservation = ReservationFactory(user=customer, product=product)
+    with django_assert_num_queries(3):  # token, the join (nothing), the reservation
+        assert api.get(f"/api/v1/reservations/{reservation.id}/").json()["payment"] is None
+    older = Payment.objects.create(reservation=reservation, amount=reservation.amount, currency=reservation.currency,
+                                   status=PaymentStatus.FAILED)
+    newer = Payment.objects.create(reservation=reservation, amount=reservation.amount, currency=reservation.currency,
+                                   status=PaymentStatus.SUCCEEDED)
+    Payment.objects.filter(pk=older.pk).update(created_at=newer.created_at - dt.timedelta(seconds=1))
+    with django_assert_num_queries(2):  # token, the join
+        body = api.get(f"/api/v1/reservations/{reservation.id}/").json()
+    assert body["id"] == str(reservation.id)
+    assert body["payment"]["id"] == str(newer.id)
+    assert client_for(other_customer).get(f"/api/v1/reservations/{reservation.id}/").status_code == 404
