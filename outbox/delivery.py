@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection, transaction
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
@@ -210,22 +210,37 @@ def outbox_deliver(*, event: OutboxEvent, policy: RetryPolicy | None = None) -> 
 
 
 @dataclass(frozen=True)
+class _NextClaim:
+    """A drainer that wants its next event claimed by the transaction recording this one's
+    outcome, unless its round has ended by then (`until`, monotonic: the call may have been long)."""
+
+    worker: str
+    until: float | None
+
+    def wanted(self) -> bool:
+        return self.until is None or time.monotonic() < self.until
+
+
+@dataclass(frozen=True)
 class _Delivered:
     outcome: str
-    # Claimed for `claim_next` by the transaction that recorded the outcome: (claimed, spent).
+    # Claimed for _NextClaim by the transaction that recorded the outcome: (claimed, spent),
+    # and when (monotonic).
     next_claimed: list[OutboxEvent]
     next_spent: list[OutboxEvent]
+    claimed_at: float = 0.0
 
 
-def _deliver_and_claim(*, event: OutboxEvent, policy: RetryPolicy, claim_next: str | None = None) -> _Delivered:
-    """Deliver one claimed event; with `claim_next` (a worker), the transaction that records
-    its outcome also claims that worker's next event (see outbox_drain_once)."""
+def _deliver_and_claim(*, event: OutboxEvent, policy: RetryPolicy, claim_next: _NextClaim | None = None
+                       ) -> _Delivered:
+    """Deliver one claimed event; with `claim_next`, the transaction that records its outcome
+    also claims that drainer's next event (see outbox_drain_once)."""
     # Every log line of the delivery (ours, the supplier client's, the alerts') carries them (F1).
     with log_context(event_id=event.id, reservation_id=event.reservation_id):
         return _deliver(event=event, policy=policy, claim_next=claim_next)
 
 
-def _deliver(*, event: OutboxEvent, policy: RetryPolicy, claim_next: str | None) -> _Delivered:
+def _deliver(*, event: OutboxEvent, policy: RetryPolicy, claim_next: _NextClaim | None) -> _Delivered:
     try:
         handler = handler_for(event.topic)
     except UnknownTopic:
@@ -260,7 +275,8 @@ def _locked_if_still_ours(event: OutboxEvent, handler: Any) -> OutboxEvent | Non
 
 
 @retry_on_deadlock
-def _apply(*, event: OutboxEvent, handler: Any, result: Any, policy: RetryPolicy, claim_next: str | None) -> _Delivered:
+def _apply(*, event: OutboxEvent, handler: Any, result: Any, policy: RetryPolicy,
+           claim_next: _NextClaim | None) -> _Delivered:
     with transaction.atomic(durable=True):
         locked = _locked_if_still_ours(event, handler)
         if locked is None:
@@ -268,10 +284,19 @@ def _apply(*, event: OutboxEvent, handler: Any, result: Any, policy: RetryPolicy
             return _alone("stale")
         verdict = Verdict.retry(result.error) if isinstance(result, PerformFailed) else handler.apply(locked, result)
         outcome = _record(locked, verdict, policy, handler)
-        if claim_next is None:
+        if claim_next is None or not claim_next.wanted():
             return _alone(outcome)
-        claimed, spent = _claim_in_transaction(worker=claim_next, limit=1, event_id=None)
-        return _Delivered(outcome, claimed, spent)
+        try:
+            claimed, spent = _claim_in_transaction(worker=claim_next.worker, limit=1, event_id=None)
+        except DatabaseError:
+            raise  # the transaction itself failed (its statements are gone): nothing of it stands
+        except Exception:
+            # A bug in claiming must not cost the outcome (an e-mail sent twice, a booking
+            # dead-lettered). The lease is the claim's last write, so none was taken; a waiting
+            # event it stepped back is only looked at a second later. The drain claims anew.
+            logger.exception("outbox next claim failed; the outcome stands", extra={"event_id": str(event.id)})
+            return _alone(outcome)
+        return _Delivered(outcome, claimed, spent, time.monotonic())
 
 
 @retry_on_deadlock
@@ -385,6 +410,7 @@ def outbox_drain_once(*, worker: str | None = None, limit: int = 10, stop_at: fl
     worker = worker or worker_name()
     policy = RetryPolicy.from_settings()
     held: list[OutboxEvent] = []
+    held_since = 0.0
     for delivered in range(limit):
         if not held:
             if stop_at is not None and time.monotonic() >= stop_at:
@@ -392,10 +418,13 @@ def outbox_drain_once(*, worker: str | None = None, limit: int = 10, stop_at: fl
             held = outbox_claim_due(worker=worker, limit=1)
             if not held:
                 break
+        elif time.monotonic() - held_since > HELD_RENEW_AFTER_SECONDS and not _renewed(held[0], worker):
+            held = []  # taken over meanwhile: the other worker delivers it
+            continue
         event = held.pop()
-        more = delivered + 1 < limit and (stop_at is None or time.monotonic() < stop_at)
+        more = _NextClaim(worker, stop_at) if delivered + 1 < limit else None
         try:
-            done = _deliver_and_claim(event=event, policy=policy, claim_next=worker if more else None)
+            done = _deliver_and_claim(event=event, policy=policy, claim_next=more)
         except (OperationalError, InterfaceError):
             raise  # the database is gone for every event: the drain loop reconnects
         except Exception:
@@ -406,9 +435,27 @@ def outbox_drain_once(*, worker: str | None = None, limit: int = 10, stop_at: fl
             stats.failed += 1
             continue
         stats.count(done.outcome)
-        held = list(done.next_claimed)
+        held, held_since = list(done.next_claimed), done.claimed_at
         _dead_letter_spent(done.next_spent, policy)
     return stats
+
+
+# An event claimed with the previous one's outcome is called right after that commit. Should
+# more than this pass in between (the commit's on-commit callbacks waiting on a hung broker),
+# its lease is renewed first: the call must start with a lease that outlives it.
+HELD_RENEW_AFTER_SECONDS = 1.0
+
+
+def _renewed(event: OutboxEvent, worker: str) -> bool:
+    """A fresh lease for an event this worker holds, if it still does (one versioned UPDATE)."""
+    locked_until = timezone.now() + dt.timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+    if not versioned_update_rows(OutboxEvent, pk=event.pk, version=event.version,
+                                 values={"locked_until": locked_until, "locked_by": worker}):
+        logger.warning("outbox held event taken over before its call", extra={"event_id": str(event.id)})
+        return False
+    event.locked_until, event.locked_by = locked_until, worker
+    event.version += 1
+    return True
 
 
 def outbox_next_wakeup(*, now: dt.datetime) -> float:

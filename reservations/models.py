@@ -79,8 +79,9 @@ class Reservation(models.Model):
 
     @property
     def latest_payment(self) -> models.Model | None:
-        """The newest payment attempt."""
-        return max(self.payments_read(), key=lambda payment: payment.created_at, default=None)
+        """The newest payment attempt (two made in the same microsecond: the greater id, as the
+        list's bodies choose it, whatever order the database returned them in)."""
+        return max(self.payments_read(), key=lambda payment: (payment.created_at, str(payment.pk)), default=None)
 
     def payments_read(self) -> list[models.Model]:
         """This reservation's payments: those recorded by `payments_loaded` when there are some

@@ -67,26 +67,31 @@ def payment_body(payment: Payment | None) -> dict | None:
             "failure_code": payment.failure_code, "failure_message": payment.failure_message}
 
 
-# The newest payment of each reservation of a list page, read as the body's columns (ids and
-# next_action as the database's text: common.text_columns), newest first.
+# The payments of a list page's reservations, read as the body's columns (ids, next_action and
+# the creation time as the database's text: common.text_columns).
 _LISTED_COLUMNS = ("id", "status", "amount", "currency", "stripe_payment_intent_id", "client_secret", "next_action",
                    "refunded_amount", "failure_code", "failure_message")
-_LISTED_AS_TEXT = {"reservation": "reservation_id", "id": "id", "next_action": "next_action"}
+_LISTED_AS_TEXT = {"reservation": "reservation_id", "created": "created_at", "id": "id", "next_action": "next_action"}
 _LISTED = CompiledQuery(
-    lambda reservations: Payment.objects.filter(reservation_id__in=reservations).order_by("-created_at", "-id")
+    lambda reservations: Payment.objects.filter(reservation_id__in=reservations).order_by()
     .annotate(**{f"{name}_text": as_text(column) for name, column in _LISTED_AS_TEXT.items()})
-    .values_list("reservation_text", *(f"{name}_text" if name in _LISTED_AS_TEXT else name
-                                       for name in _LISTED_COLUMNS)),
+    .values_list("reservation_text", "created_text", *(f"{name}_text" if name in _LISTED_AS_TEXT else name
+                                                       for name in _LISTED_COLUMNS)),
     reservations=Many(Payment._meta.get_field("reservation")))
 
 
 def listed_payment_bodies(reservation_ids: list[str]) -> list[dict | None]:
     """`payment_body(reservation.latest_payment)` for each of the listed reservations (ids as the
-    bodies write them), in one query."""
-    newest: dict[str, tuple] = {}
-    for reservation, *columns in _LISTED.execute(reservations=reservation_ids):
-        newest.setdefault(uuid_text(reservation), columns)
-    return [_listed_body(newest.get(reservation)) for reservation in reservation_ids]
+    bodies write them), in one query. The newest is chosen as latest_payment chooses it: the
+    latest creation time, then the greatest id (the text of both orders as their values do:
+    fixed-width digits, and SQLite's whole seconds sort before their fractions)."""
+    newest: dict[str, tuple[tuple[str, str], list]] = {}
+    for reservation_text, created, *columns in _LISTED.execute(reservations=reservation_ids):
+        key, reservation = (created, uuid_text(columns[0])), uuid_text(reservation_text)
+        if reservation not in newest or key > newest[reservation][0]:
+            newest[reservation] = (key, columns)
+    return [_listed_body(newest[reservation][1] if reservation in newest else None)
+            for reservation in reservation_ids]
 
 
 def _listed_body(columns: list | None) -> dict | None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
+import time
 from collections import Counter
 
 import pytest
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -302,10 +304,10 @@ def test_a_drain_round_claims_each_next_event_in_the_transaction_recording_the_p
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_next_claim_that_fails_rolls_back_with_the_outcome_and_leaves_no_lease(fake_supplier, product, monkeypatch):
-    """The next claim is part of the outcome's transaction: when it fails, neither the outcome
-    nor the claim is kept (the delivery is recorded as a failed attempt by a transaction of its
-    own), and no event is left leased to a worker that does not know it holds it."""
+def test_a_next_claim_that_fails_keeps_the_outcome_and_leaves_no_lease(fake_supplier, product, monkeypatch):
+    """The next claim rides on the outcome's transaction, but a bug in it must not cost the
+    outcome (a booking recorded as failed, an e-mail sent twice): the outcome commits, no event
+    is left leased to a worker that does not know it holds it, and the next is claimed anew."""
     first, second = paid_reservation(product), paid_reservation(product)
     claims = 0
     real = delivery._first_in_line
@@ -321,11 +323,58 @@ def test_a_next_claim_that_fails_rolls_back_with_the_outcome_and_leaves_no_lease
 
     stats = outbox_drain_once(limit=2)
 
+    assert stats.delivered == 2
+    assert claims == 3  # the second event claimed on its own
     assert not OutboxEvent.objects.filter(status=OutboxStatus.IN_FLIGHT).exists()
-    assert stats.retried == 1  # the first: "apply failed", its booking made and kept for the retry
-    assert stats.delivered == 1  # the second, claimed afresh
-    first_event = OutboxEvent.objects.get(dedup_key=f"supplier.book:{first.id}")
-    assert first_event.status == OutboxStatus.PENDING
-    assert "apply failed: RuntimeError: claim failed" in first_event.last_error
-    second.refresh_from_db()
-    assert second.status == ReservationStatus.CONFIRMED
+    for reservation in (first, second):
+        reservation.refresh_from_db()
+        assert reservation.status == ReservationStatus.CONFIRMED
+        assert OutboxEvent.objects.get(dedup_key=f"supplier.book:{reservation.id}").attempts == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_round_that_ends_during_a_call_claims_nothing_more(fake_supplier, product, monkeypatch):
+    """The round's end (stop_at: the worker's drain slice, so its graceful stop) is checked when
+    the next claim would be made, after the call: a long call ends the round there."""
+    paid_reservation(product), paid_reservation(product)
+    handler = delivery.handler_for("supplier.book")
+    real_perform = handler.perform
+
+    def slow_perform(event):
+        time.sleep(0.3)
+        return real_perform(event)
+
+    monkeypatch.setattr(handler, "perform", slow_perform)
+
+    stats = outbox_drain_once(limit=5, stop_at=time.monotonic() + 0.2)
+
+    assert stats.delivered == 1
+    assert OutboxEvent.objects.filter(status=OutboxStatus.PENDING, dedup_key__startswith="supplier.book:").count() == 1
+    assert not OutboxEvent.objects.filter(status=OutboxStatus.IN_FLIGHT).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_held_too_long_before_its_call_gets_a_fresh_lease(fake_supplier, product, monkeypatch):
+    """Claimed with the previous outcome, an event is called right after that commit; if the
+    commit's on-commit work was slow (a hung broker), its lease is renewed before the call, so
+    the call never starts on a lease shorter than the call budget."""
+    monkeypatch.setattr(delivery, "HELD_RENEW_AFTER_SECONDS", 0.0)
+    paid_reservation(product), paid_reservation(product)
+    seen: list[tuple] = []
+    handler = delivery.handler_for("supplier.book")
+    real_perform = handler.perform
+
+    def perform(event):
+        row = OutboxEvent.objects.get(pk=event.pk)
+        seen.append((row.version, event.version, row.locked_until, timezone.now()))
+        return real_perform(event)
+
+    monkeypatch.setattr(handler, "perform", perform)
+
+    assert outbox_drain_once(limit=2).delivered == 2
+
+    (first_version, _, _, _), (second_version, held_version, second_lease, called_at) = seen
+    assert first_version == 2  # enqueued at 1, claimed on its own: 2
+    assert second_version == 3  # claimed with the first's outcome (2), then renewed before its call (3)
+    assert held_version == second_version  # the worker knows its renewed row
+    assert second_lease >= called_at + dt.timedelta(seconds=settings.OUTBOX_LEASE_SECONDS) - dt.timedelta(seconds=1)

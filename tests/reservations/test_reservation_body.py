@@ -7,6 +7,7 @@ bodies' columns in the database's text (LISTED_BODIES), with each row's newest p
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 from django.utils import timezone
@@ -105,3 +106,20 @@ def test_a_refreshed_reservation_reads_its_payments_again():
     assert reservation.latest_payment is None  # what was loaded, no query
     reservation.refresh_from_db()
     assert reservation.latest_payment == payment
+
+
+@pytest.mark.parametrize("greater_first", [True, False])
+def test_two_payments_made_in_the_same_microsecond_show_the_same_one_everywhere(greater_first):
+    """The newest payment is the latest creation, then the greatest id: the list, GET one and
+    the serializer agree whatever order the database returns them in."""
+    reservation = ReservationFactory()
+    ids = [uuid.UUID(int=2**122 + 1), uuid.UUID(int=2**122)]
+    first = PaymentFactory(id=ids[0 if greater_first else 1], reservation=reservation, status=PaymentStatus.FAILED)
+    second = PaymentFactory(id=ids[1 if greater_first else 0], reservation=reservation,
+                            status=PaymentStatus.SUCCEEDED)
+    Payment.objects.filter(pk__in=[first.pk, second.pk]).update(created_at=first.created_at)
+
+    written, serialized = both(reservation.id)
+
+    assert written == serialized
+    assert f'"id":"{ids[0]}"'.encode() in written
