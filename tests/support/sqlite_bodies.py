@@ -1,0 +1,33 @@
+"""Run inside `manage.py shell` on a SQLite database (tests/reservations/test_reservation_body_sqlite.py):
+the list's bodies, read as SQLite's text (char(32) ids, datetimes stored as text, with and
+without a fraction), against the serializers'. Prints one JSON line: the pairs that differ."""
+
+import datetime as dt
+import json
+
+from django.utils import timezone
+from rest_framework.renderers import JSONRenderer
+
+from payments.models import PaymentStatus
+from reservations.api.serializers import LISTED_BODIES, ReservationOutputSerializer
+from reservations.models import Reservation
+from reservations.selectors import reservation_list_for_user
+from tests.factories import ReservationFactory
+from tests.payments.factories import PaymentFactory
+
+whole_second = timezone.now().replace(microsecond=0)
+customer = ReservationFactory(expires_at=whole_second).user
+ReservationFactory(user=customer, expires_at=None)
+paid = ReservationFactory(user=customer, expires_at=whole_second + dt.timedelta(microseconds=120))
+PaymentFactory(reservation=paid, status=PaymentStatus.FAILED)
+PaymentFactory(reservation=paid, status=PaymentStatus.REQUIRES_ACTION, client_secret="pi_secret_x",
+               next_action={"type": "redirect_to_url", "redirect_to_url": {"url": "https://bank.test/3ds"}})
+
+differ = []
+for zone in ("UTC", "America/St_Johns"):
+    with timezone.override(zone):
+        for body in reservation_list_for_user(user=customer, pages=LISTED_BODIES)[0:20]:
+            expected = ReservationOutputSerializer(Reservation.objects.get(pk=body["id"])).data
+            if JSONRenderer().render(body) != JSONRenderer().render(expected):
+                differ.append([zone, body, expected])
+print(json.dumps({"listed": 3, "differ": differ}, default=str))
