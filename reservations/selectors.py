@@ -8,7 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
-from common.compiled import CompiledCount, CompiledQuery, Many
+from common.compiled import CompiledCount, CompiledQuery
 from common.exceptions import NotFound
 from reservations.models import Reservation, ReservationEvent, ReservationStatus, SupplierStatus
 
@@ -29,18 +29,6 @@ def _own(user: int, status: str | None = None) -> QuerySet[Reservation]:
 
 _OWN_COUNT = CompiledCount(_own, group_by="user_id", user=_USER)
 _OWN_COUNT_IN_STATUS = CompiledCount(_own, group_by="user_id", user=_USER, status=_STATUS)
-
-
-@functools.cache
-def _payments_of() -> CompiledQuery:
-    """The payments of some reservations. `payments` is the payments app's reverse relation:
-    reached through the model, never imported (it is an app above this one); looked up on first
-    use, when every app is loaded."""
-    reservation_fk = Reservation._meta.get_field("payments").field
-    return CompiledQuery(
-        lambda reservations: reservation_fk.model._default_manager.filter(
-            **{f"{reservation_fk.attname}__in": reservations}),
-        reservations=Many(reservation_fk))
 
 
 @functools.cache
@@ -73,29 +61,13 @@ def _own_with_payments(*, pk: uuid.UUID | str, user: int) -> Reservation | None:
     return reservation
 
 
-def _with_payments(reservations: list[Reservation]) -> list[Reservation]:
-    """Loads the payments of `reservations` in one query, whatever their number, and records
-    them as each one's payments (Reservation.payments_loaded), so that the answer's body costs
-    no query per row."""
-    reservation_fk = Reservation._meta.get_field("payments").field
-    by_reservation: dict[uuid.UUID, list] = {reservation.pk: [] for reservation in reservations}
-    for payment in _payments_of().execute(reservations=list(by_reservation)):
-        by_reservation[payment.reservation_id].append(payment)
-    for reservation in reservations:
-        for payment in by_reservation[reservation.pk]:
-            reservation_fk.set_cached_value(payment, reservation)  # payment.reservation, as the ORM sets it
-        reservation.payments_loaded(by_reservation[reservation.pk])
-    return reservations
-
-
 class OwnPages:
     """How a page of the customer's list is read: `shape` turns the list's queryset into the one
-    to read (the rows themselves by default, or a `values_list` of what an answer needs),
-    `finish` completes what was read (the rows' payments by default). Compiled once for the
-    list and once for the list in one status."""
+    to read (a `values_list` of what the answer needs: reservations.api.serializers), `finish`
+    turns its rows into the page. Compiled once for the list and once for the list in one
+    status; the filter and the order stay here, with the count's."""
 
-    def __init__(self, shape: Callable[[QuerySet], QuerySet] = lambda own: own,
-                 finish: Callable[[list], list] = _with_payments) -> None:
+    def __init__(self, *, shape: Callable[[QuerySet], QuerySet], finish: Callable[[list], list]) -> None:
         self._all = CompiledQuery(lambda user: shape(_own(user)), user=_USER)
         self._in_status = CompiledQuery(lambda user, status: shape(_own(user, status)), user=_USER, status=_STATUS)
         self._finish = finish
@@ -106,16 +78,11 @@ class OwnPages:
         return self._finish(self._in_status.execute(window=window, user=user, status=status))
 
 
-_ROWS_WITH_PAYMENTS = OwnPages()
-
-
 class OwnReservations:
     """A customer's reservations, newest first, perhaps in one status, as Django's Paginator
-    reads them (`count()` and a slice): a page is one query, and its payments one more,
-    whatever the page size. `pages`: how a page is read (OwnPages; by default, the
-    reservations with their payments)."""
+    reads them (`count()` and a slice), each page read as `pages` says."""
 
-    def __init__(self, *, user: AbstractBaseUser, status: str | None, pages: OwnPages = _ROWS_WITH_PAYMENTS) -> None:
+    def __init__(self, *, user: AbstractBaseUser, status: str | None, pages: OwnPages) -> None:
         self._user, self._status, self._pages = user.pk, status, pages
 
     def count(self) -> int:
@@ -129,8 +96,8 @@ class OwnReservations:
         return self._pages.read(window, user=self._user, status=self._status)
 
 
-def reservation_list_for_user(*, user: AbstractBaseUser, status: str | None = None,
-                              pages: OwnPages = _ROWS_WITH_PAYMENTS) -> OwnReservations:
+def reservation_list_for_user(*, user: AbstractBaseUser, pages: OwnPages, status: str | None = None
+                              ) -> OwnReservations:
     return OwnReservations(user=user, status=status, pages=pages)
 
 
