@@ -378,3 +378,27 @@ def test_an_event_held_too_long_before_its_call_gets_a_fresh_lease(fake_supplier
     assert second_version == 3  # claimed with the first's outcome (2), then renewed before its call (3)
     assert held_version == second_version  # the worker knows its renewed row
     assert second_lease >= called_at + dt.timedelta(seconds=settings.OUTBOX_LEASE_SECONDS) - dt.timedelta(seconds=1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_held_event_taken_over_before_its_renewal_is_not_called(fake_supplier, product, monkeypatch):
+    """If the held event's row changed before its late renewal (another worker took it over, or
+    staff acted on it), this worker lets it go instead of calling the supplier for it."""
+    monkeypatch.setattr(delivery, "HELD_RENEW_AFTER_SECONDS", 0.0)
+    paid_reservation(product)
+    second = paid_reservation(product)
+    real_renewed = delivery._renewed
+
+    def taken_over_first(event, worker):
+        OutboxEvent.objects.filter(pk=event.pk).update(locked_by="other-worker", version=event.version + 1)
+        return real_renewed(event, worker)
+
+    monkeypatch.setattr(delivery, "_renewed", taken_over_first)
+
+    stats = outbox_drain_once(limit=2)
+
+    assert stats.delivered == 1
+    held = OutboxEvent.objects.get(dedup_key=f"supplier.book:{second.id}")
+    assert held.status == OutboxStatus.IN_FLIGHT
+    assert held.locked_by == "other-worker"
+    assert SupplierRequest.objects.filter(reservation=second).count() == 0  # never called by this worker
