@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from django.db.models import CharField, F
+from django.db.models import CharField, F, QuerySet
 from django.db.models.functions import Cast
 
 
@@ -20,6 +20,13 @@ def as_text(column: str) -> Cast:
     """`column` as text: `CAST(column AS char)` (MariaDB), `CAST(column AS text)` (SQLite), with
     no converter on the way out."""
     return Cast(F(column), output_field=CharField())
+
+
+def values_with_text(queryset: QuerySet, names: tuple[str, ...], text: dict[str, str]) -> QuerySet:
+    """`queryset.values_list(*names)`, where each name in `text` is that column (its value)
+    read `as_text`."""
+    annotated = queryset.annotate(**{f"{name}_text": as_text(column) for name, column in text.items()})
+    return annotated.values_list(*(f"{name}_text" if name in text else name for name in names))
 
 
 def uuid_text(text: str | None) -> str | None:

@@ -7,7 +7,7 @@ from django.core.validators import URLValidator
 from rest_framework import serializers
 
 from common.compiled import CompiledQuery, Many
-from common.text_columns import as_text, uuid_text
+from common.text_columns import uuid_text, values_with_text
 from payments.models import Payment, PaymentStatus
 
 
@@ -73,10 +73,8 @@ _LISTED_COLUMNS = ("id", "status", "amount", "currency", "stripe_payment_intent_
                    "refunded_amount", "failure_code", "failure_message")
 _LISTED_AS_TEXT = {"reservation": "reservation_id", "created": "created_at", "id": "id", "next_action": "next_action"}
 _LISTED = CompiledQuery(
-    lambda reservations: Payment.objects.filter(reservation_id__in=reservations).order_by()
-    .annotate(**{f"{name}_text": as_text(column) for name, column in _LISTED_AS_TEXT.items()})
-    .values_list("reservation_text", "created_text", *(f"{name}_text" if name in _LISTED_AS_TEXT else name
-                                                       for name in _LISTED_COLUMNS)),
+    lambda reservations: values_with_text(Payment.objects.filter(reservation_id__in=reservations).order_by(),
+                                          ("reservation", "created", *_LISTED_COLUMNS), _LISTED_AS_TEXT),
     reservations=Many(Payment._meta.get_field("reservation")))
 
 

@@ -11,7 +11,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from common.compiled import CompiledQuery
-from common.text_columns import as_text, utc_datetime_text, utc_iso_text, uuid_text
+from common.text_columns import utc_datetime_text, utc_iso_text, uuid_text, values_with_text
 from reservations.models import Reservation, ReservationEvent
 from reservations.selectors import OwnPages
 
@@ -159,9 +159,7 @@ _UTC_ZONES = (dt.UTC, ZoneInfo("UTC"))
 
 
 def _listed_page(own: QuerySet[Reservation]) -> QuerySet:
-    texts = {f"{name}_text": as_text(column) for name, column in _LISTED_AS_TEXT.items()}
-    return own.annotate(**texts).values_list(
-        *(f"{name}_text" if name in _LISTED_AS_TEXT else name for name in _LISTED_COLUMNS))
+    return values_with_text(own, _LISTED_COLUMNS, _LISTED_AS_TEXT)
 
 
 def _listed_bodies(rows: list[tuple]) -> list[dict[str, Any]]:
