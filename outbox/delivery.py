@@ -89,9 +89,11 @@ def _first_due(status: str, size: int) -> CompiledQuery:
         now=OutboxEvent._meta.get_field(column))
 
 
-def _due_now(size: int, now: dt.datetime) -> list[OutboxEvent]:
-    """The first `size` due events, locked, in the order they became due."""
-    found = [event for status in _DUE_AFTER for event in _first_due(status, size).execute(now=now)]
+def _due_now(size: int, now: dt.datetime, *, takeovers: bool = True) -> list[OutboxEvent]:
+    """The first `size` due events, locked, in the order they became due; with `takeovers`,
+    in-flight events whose lease ran out are among them."""
+    statuses = _DUE_AFTER if takeovers else (OutboxStatus.PENDING,)
+    found = [event for status in statuses for event in _first_due(status, size).execute(now=now)]
     found.sort(key=lambda event: getattr(event, _DUE_AFTER[event.status]))
     return found[:size]
 
@@ -165,17 +167,18 @@ def _claim(*, worker: str, limit: int, event_id: uuid.UUID | str | None) -> tupl
         return _claim_in_transaction(worker=worker, limit=limit, event_id=event_id)
 
 
-def _claim_in_transaction(*, worker: str, limit: int, event_id: uuid.UUID | str | None
+def _claim_in_transaction(*, worker: str, limit: int, event_id: uuid.UUID | str | None, takeovers: bool = True
                           ) -> tuple[list[OutboxEvent], list[OutboxEvent]]:
     """The claim, inside the caller's transaction (its own, or the one recording the drainer's
     previous delivery: _apply). It never waits for a lock (SKIP LOCKED), so it adds no wait to
-    a transaction that holds others."""
+    a transaction that holds others. `takeovers=False`: pending events only (see _apply)."""
     lease = dt.timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
     policy = RetryPolicy.from_settings()
     now = timezone.now()
     # SKIP LOCKED never waits, so claims stand outside the lock order (common/locking.py):
     # an event another worker is claiming, or a staff action holds, is left for later.
-    candidates = _due_now(limit * 3, now) if event_id is None else _DUE_ONE.execute(now=now, pk=event_id)
+    candidates = (_due_now(limit * 3, now, takeovers=takeovers) if event_id is None
+                  else _DUE_ONE.execute(now=now, pk=event_id))
     chosen, waiting = _first_in_line(candidates, now)
     # A waiting event steps back a little, behind the other due events: enough of them
     # must never fill the candidate window and starve the rest.
@@ -287,7 +290,12 @@ def _apply(*, event: OutboxEvent, handler: Any, result: Any, policy: RetryPolicy
         if claim_next is None or not claim_next.wanted():
             return _alone(outcome)
         try:
-            claimed, spent = _claim_in_transaction(worker=claim_next.worker, limit=1, event_id=None)
+            # Pending events only: a lease that ran out (its worker died, or its call outlived
+            # it) is rare, and looking for one with every event cost one query in ten
+            # (bench/drain.py). The first claim of every round looks for them: at most a
+            # round's `limit` events are delivered before a takeover.
+            claimed, spent = _claim_in_transaction(worker=claim_next.worker, limit=1, event_id=None,
+                                                   takeovers=False)
         except DatabaseError:
             raise  # the transaction itself failed (its statements are gone): nothing of it stands
         except Exception:
