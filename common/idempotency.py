@@ -34,6 +34,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from common.compiled import insert_row
 from common.db import create_unless_conflict, retry_on_deadlock
 from common.error_codes import ErrorCode
 from common.errors import exception_to_problem
@@ -130,9 +131,9 @@ def idempotency_key_claim(*, user: Any, key: str, method: str, path: str, finger
     now = timezone.now()
     endpoint = endpoint or request_endpoint(method=method, path=path)
     # A new key (the usual case) is one INSERT, committed by itself.
-    record = create_unless_conflict(lambda: IdempotencyKey.objects.create(
+    record = create_unless_conflict(lambda: insert_row(IdempotencyKey(
         user=user, endpoint=endpoint, key=key, request_method=method, request_path=path,
-        request_fingerprint=fingerprint, locked_at=now))
+        request_fingerprint=fingerprint, locked_at=now)))
     if record is not None:
         return IdempotencyClaim(record=record)
     with transaction.atomic(durable=True):

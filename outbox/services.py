@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from common.compiled import insert_row
 from common.db import retry_on_deadlock, version_check, versioned_update
 from common.error_codes import ErrorCode
 from common.exceptions import ApplicationError, InvalidState
@@ -42,10 +43,10 @@ def outbox_enqueue(*, topic: str, dedup_key: str, payload: dict[str, Any], reser
     _require_transaction("outbox_enqueue")
     try:
         with transaction.atomic():
-            event = OutboxEvent.objects.create(
+            event = insert_row(OutboxEvent(
                 topic=topic, dedup_key=dedup_key, payload=payload, reservation=reservation,
                 available_at=timezone.now(),
-            )
+            ))
     except IntegrityError:
         return OutboxEvent.objects.get(dedup_key=dedup_key)
     if dispatch:

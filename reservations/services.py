@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from common.compiled import CompiledCount
+from common.compiled import CompiledCount, insert_row
 from common.db import retry_on_deadlock, versioned_update
 from common.exceptions import InvalidState, NotFound, ProductUnavailable, SoldOut, TooManyUnpaidHolds
 from common.faults import fault_point
@@ -71,10 +71,10 @@ def reservation_record_event(
     *, reservation: Reservation, actor: str, reason: str = "", data: dict[str, Any] | None = None,
     from_status: str = "", to_status: str = "",
 ) -> ReservationEvent:
-    return ReservationEvent.objects.create(
+    return insert_row(ReservationEvent(
         reservation=reservation, from_status=from_status, to_status=to_status,
         actor=actor, reason=reason[:500], data=data or {},
-    )
+    ))
 
 
 # --- reactions of other apps ---------------------------------------------------------------
@@ -250,12 +250,12 @@ def reservation_create(
     with transaction.atomic(durable=True):
         _unpaid_holds_allowed(user=user)
         holds = _capacity_hold(product=product, date=date, quantity=quantity)
-        reservation = Reservation.objects.create(
+        reservation = insert_row(Reservation(
             user=user, product=product, date=date, quantity=quantity,
             amount=reservation_amount(product=product, quantity=quantity), currency=product.currency,
             guest_name=guest_name, guest_email=guest_email, locale=locale, holds_capacity=holds,
             expires_at=timezone.now() + dt.timedelta(minutes=settings.RESERVATION_HOLD_MINUTES),
-        )
+        ))
         reservation.payments_loaded([])  # a new reservation has none
         reservation_record_event(
             reservation=reservation, from_status="", to_status=reservation.status, actor="customer",

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from common.compiled import CompiledQuery
+from common.compiled import CompiledQuery, insert_row
 from outbox.delivery import LEASE_EXPIRED
 from outbox.handlers import Verdict
 from outbox.models import OutboxEvent, OutboxStatus
@@ -62,12 +62,12 @@ def _reservation(event: OutboxEvent) -> Reservation:
 
 
 def _audit(*, reservation: Reservation, event: OutboxEvent, result: SupplierResult) -> None:
-    SupplierRequest.objects.create(
+    insert_row(SupplierRequest(
         reservation=reservation, supplier=reservation.product.supplier, outbox_event_id=event.id,
         operation=result.operation, attempt=event.attempts, idempotency_key=result.idempotency_key,
         request_payload=result.request, response_payload=result.response, http_status=result.http_status,
         outcome=result.outcome.value, error_code=result.error_code, duration_ms=result.duration_ms,
-    )
+    ))
 
 
 def _deferred(result: SupplierResult) -> Verdict:

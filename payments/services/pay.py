@@ -28,6 +28,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from common.compiled import insert_row
 from common.db import retry_on_deadlock
 from common.exceptions import InvalidState, NotFound
 from outbox.services import staff_alert_enqueue
@@ -110,11 +111,11 @@ def _pay_begin(*, reservation_id: uuid.UUID | str, payer: Any, payment_method: s
             # The row lock above already serialises payers; the unique guard is what makes a
             # second in-flight attempt impossible even for code that forgets the lock. (No
             # savepoint: after a refusal this transaction only rolls back.)
-            payment = Payment.objects.create(
+            payment = insert_row(Payment(
                 reservation=reservation, amount=reservation.amount, currency=reservation.currency,
                 payment_method_id=payment_method, attempt_key=attempt_key, in_flight_for=reservation.id,
                 return_url=return_url,
-            )
+            ))
         except IntegrityError as exc:
             raise PaymentInProgress(headers={"Retry-After": str(IN_PROGRESS_RETRY_AFTER)}) from exc
         reservation_record_event(reservation=reservation, actor="customer", reason="payment started",

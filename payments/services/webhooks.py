@@ -16,7 +16,7 @@ from typing import Any
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
-from common.compiled import CompiledQuery
+from common.compiled import CompiledQuery, insert_row
 from common.db import retry_on_deadlock, version_check, versioned_update
 from common.exceptions import InvalidState
 from common.faults import fault_point
@@ -178,10 +178,10 @@ def _stripe_event_store_and_apply(*, payload: dict[str, Any], reprocessed_by: st
     with transaction.atomic(durable=True):
         try:
             with transaction.atomic():
-                event = StripeEvent.objects.create(
+                event = insert_row(StripeEvent(
                     stripe_event_id=payload["id"], type=str(payload.get("type", ""))[:100], payload=payload,
                     status=StripeEventStatus.FAILED, attempts=0,
-                )
+                ))
         except IntegrityError:
             event = StripeEvent.objects.select_for_update().get(stripe_event_id=payload["id"])
             if event.status != StripeEventStatus.FAILED:

@@ -1,7 +1,7 @@
 """The list's bodies on SQLite, the README's run command's database: its text forms (char(32)
 ids, datetimes stored as text, a whole second without a fraction) are written as the
-serializers write the ORM's values. In a subprocess on a fresh SQLite file (the suite runs on
-MariaDB), through tests/support/sqlite_bodies.py."""
+serializers write the ORM's values, and compiled inserts write the ORM's rows. In a subprocess
+on a fresh SQLite file (the suite runs on MariaDB), through tests/support/sqlite_bodies.py."""
 
 from __future__ import annotations
 
@@ -30,3 +30,4 @@ def test_list_bodies_equal_the_serializers_on_sqlite(tmp_path):
 
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["differ"] == []
+    assert result["inserts_differ"] == []  # common.compiled.insert_row on SQLite (RETURNING the auto key)

@@ -1,0 +1,144 @@
+"""common.compiled.insert_row: what `objects.create()` writes, with the INSERT compiled once. Its
+promise is the ORM's row and instance (every column, the auto key, auto_now_add), the ORM's
+failure (IntegrityError, the atomic block marked for rollback, a savepoint still catching it),
+and the ORM itself wherever a compiled INSERT could differ (save signals, expressions)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+from django.db import IntegrityError, connection, connections, transaction
+from django.db.models import Model, Value
+from django.db.models.functions import Concat
+from django.db.models.signals import pre_save
+from django.utils import timezone
+
+from common import compiled
+from common.compiled import insert_row
+from outbox.models import OutboxEvent
+from reservations.models import ReservationEvent
+from tests.factories import ReservationFactory
+
+VOLATILE = {"id", "created_at"}
+
+
+def row(model, pk) -> dict:
+    stored = model.objects.filter(pk=pk).values().get()
+    return {name: value for name, value in stored.items() if name not in VOLATILE}
+
+
+@pytest.mark.django_db
+def test_the_row_and_the_instance_are_the_orms():
+    reservation = ReservationFactory()
+    fields = {"reservation": reservation, "from_status": "PAID", "to_status": "CONFIRMED", "actor": "supplier",
+              "reason": "supplier confirmed ñ", "data": {"booking_id": "B-1", "amounts": [1, 2.5, None]}}
+    before = timezone.now()
+
+    ours = insert_row(ReservationEvent(**fields))
+    theirs = ReservationEvent.objects.create(**fields)
+
+    assert isinstance(ours.pk, int)  # the auto key, read back from the database
+    assert 0 < ours.pk < theirs.pk
+    assert row(ReservationEvent, ours.pk) == row(ReservationEvent, theirs.pk)
+    assert ours.created_at >= before  # auto_now_add set on the instance, as save() does
+    assert ReservationEvent.objects.get(pk=ours.pk).created_at == ours.created_at
+    assert (ours._state.adding, ours._state.db) == (False, "default")
+
+
+@pytest.mark.django_db
+def test_a_model_with_its_own_key_keeps_it_and_nulls_stay_null():
+    event = insert_row(OutboxEvent(topic="t", dedup_key="k-1", payload={"a": 1}, available_at=timezone.now()))
+
+    stored = OutboxEvent.objects.get(pk=event.pk)
+    assert isinstance(event.pk, uuid.UUID)
+    assert (stored.reservation_id, stored.locked_until, stored.payload, stored.errors) == (None, None, {"a": 1}, [])
+
+
+@pytest.mark.django_db
+def test_a_unique_violation_raises_and_marks_the_transaction_like_the_orm():
+    insert_row(OutboxEvent(topic="t", dedup_key="same", available_at=timezone.now()))
+    with transaction.atomic():
+        with pytest.raises(IntegrityError):
+            insert_row(OutboxEvent(topic="t", dedup_key="same", available_at=timezone.now()))
+        assert connection.needs_rollback  # a later statement must not run in a failed transaction
+        transaction.set_rollback(False)
+
+
+@pytest.mark.django_db
+def test_a_savepoint_still_catches_the_violation_and_the_transaction_goes_on():
+    with transaction.atomic():
+        insert_row(OutboxEvent(topic="t", dedup_key="once", available_at=timezone.now()))
+        with pytest.raises(IntegrityError), transaction.atomic():
+            insert_row(OutboxEvent(topic="t", dedup_key="once", available_at=timezone.now()))
+        insert_row(OutboxEvent(topic="t", dedup_key="twice", available_at=timezone.now()))
+    assert set(OutboxEvent.objects.values_list("dedup_key", flat=True)) == {"once", "twice"}
+
+
+@pytest.mark.django_db
+def test_a_model_with_save_signals_goes_through_the_orm():
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance.reason)
+
+    pre_save.connect(receiver, sender=ReservationEvent)
+    try:
+        insert_row(ReservationEvent(reservation=ReservationFactory(), actor="a", reason="signalled"))
+    finally:
+        pre_save.disconnect(receiver, sender=ReservationEvent)
+    assert seen == ["signalled"]
+
+
+@pytest.mark.django_db
+def test_a_model_with_a_save_of_its_own_goes_through_it(monkeypatch):
+    saved = []
+
+    def save(self, *args, **kwargs):
+        saved.append(self.reason)
+        return Model.save(self, *args, **kwargs)
+
+    monkeypatch.setattr(ReservationEvent, "save", save)
+    event = insert_row(ReservationEvent(reservation=ReservationFactory(), actor="a", reason="its own save"))
+
+    assert saved == ["its own save"]
+    assert ReservationEvent.objects.get(pk=event.pk).reason == "its own save"
+
+
+@pytest.mark.django_db
+def test_an_expression_value_goes_through_the_orm():
+    event = insert_row(ReservationEvent(reservation=ReservationFactory(), actor="a",
+                                        reason=Concat(Value("made "), Value("by SQL"))))
+    assert ReservationEvent.objects.get(pk=event.pk).reason == "made by SQL"
+
+
+@pytest.mark.django_db
+def test_an_unsaved_related_instance_is_refused_as_save_refuses_it():
+    with pytest.raises(ValueError, match="unsaved related object"):
+        insert_row(ReservationEvent(reservation=ReservationFactory.build(id=None), actor="a"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_threads_each_insert_on_their_own_connection():
+    reservation = ReservationFactory()
+    ids, errors = [], []
+
+    def work(n):
+        try:
+            for i in range(5):
+                ids.append(insert_row(ReservationEvent(reservation=reservation, actor=f"t{n}", reason=str(i))).pk)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    assert sorted(ids) == sorted(ReservationEvent.objects.filter(reservation=reservation).values_list("id", flat=True))
+    assert len(set(ids)) == 15
+    assert compiled._inserts  # compiled per thread
