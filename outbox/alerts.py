@@ -23,7 +23,7 @@ logger = logging.getLogger("reserve.alerts")
 
 
 class _Notification(TopicHandler):
-    def apply(self, event: OutboxEvent, result: str | None) -> Verdict:
+    def apply(self, event: OutboxEvent, result: str | None, held: None) -> Verdict:
         return Verdict.retry(result) if result else Verdict.delivered()
 
     def on_dead(self, event: OutboxEvent, error: str) -> None:

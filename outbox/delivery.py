@@ -268,24 +268,26 @@ def _alone(outcome: str) -> _Delivered:
     return _Delivered(outcome, [], [])
 
 
-def _locked_if_still_ours(event: OutboxEvent, handler: Any) -> OutboxEvent | None:
-    """The event row, locked, if our lease still stands. The handler's rows are locked first:
-    the event row comes last in the one lock order (common/locking.py), as in staff retry-now
-    and dead-letter replay, so those never deadlock with a delivery."""
-    handler_lock(handler, event)
+def _locked_if_still_ours(event: OutboxEvent, handler: Any) -> tuple[OutboxEvent | None, Any]:
+    """(the event row, locked, if our lease still stands; what the handler's `lock` holds). The
+    handler's rows are locked first: the event row comes last in the one lock order
+    (common/locking.py), as in staff retry-now and dead-letter replay, so those never deadlock
+    with a delivery."""
+    held = handler_lock(handler, event)
     rows = _OURS_LOCK(pk=event.pk, version=event.version)
-    return rows[0] if rows else None
+    return (rows[0] if rows else None), held
 
 
 @retry_on_deadlock
 def _apply(*, event: OutboxEvent, handler: Any, result: Any, policy: RetryPolicy,
            claim_next: _NextClaim | None) -> _Delivered:
     with transaction.atomic(durable=True):
-        locked = _locked_if_still_ours(event, handler)
+        locked, held = _locked_if_still_ours(event, handler)
         if locked is None:
             logger.warning("outbox result dropped: lease taken over", extra={"event_id": str(event.id)})
             return _alone("stale")
-        verdict = Verdict.retry(result.error) if isinstance(result, PerformFailed) else handler.apply(locked, result)
+        verdict = (Verdict.retry(result.error) if isinstance(result, PerformFailed)
+                   else handler.apply(locked, result, held))
         outcome = _record(locked, verdict, policy, handler)
         if claim_next is None or not claim_next.wanted():
             return _alone(outcome)
@@ -314,7 +316,7 @@ def _finish(*, event: OutboxEvent, verdict: Verdict, policy: RetryPolicy) -> str
     except UnknownTopic:
         handler = None
     with transaction.atomic(durable=True):
-        locked = _locked_if_still_ours(event, handler)
+        locked, _ = _locked_if_still_ours(event, handler)
         if locked is None:
             return "stale"
         return _record(locked, verdict, policy, handler)

@@ -6,7 +6,9 @@ A handler's `perform` talks to the outside world and runs outside any transactio
 records the result inside the delivery's transaction, after the event row is locked and its
 version checked, and returns a Verdict. Before the event row is locked, the handler's `lock`
 takes the rows its `apply` or hooks will change, so that the delivery keeps the one lock order
-of common/locking.py (the event row last). The hooks carry the domain's reactions to what the
+of common/locking.py (the event row last); what it returns is handed to `apply` as `held`
+(those rows as locked: nothing but the event row's lock ran in between, so `apply` need not
+lock and read them again). The hooks carry the domain's reactions to what the
 outbox does with an event: `on_dead` (attempts exhausted or a permanent error), `on_replayed`
 and `on_discarded` (staff resolved its dead letter); each runs inside that transaction."""
 
@@ -63,13 +65,15 @@ class PerformFailed:
 class TopicHandler:
     """Base of every topic's handler; the hooks do nothing unless a topic needs them."""
 
-    def lock(self, event: OutboxEvent) -> None:
-        """Lock, in the lock order, the rows `apply` and the hooks change (default: none)."""
+    def lock(self, event: OutboxEvent) -> Any:
+        """Lock, in the lock order, the rows `apply` and the hooks change (default: none), and
+        return them: `apply` gets them as `held`."""
+        return None
 
     def perform(self, event: OutboxEvent) -> Any:
         raise NotImplementedError
 
-    def apply(self, event: OutboxEvent, result: Any) -> Verdict:
+    def apply(self, event: OutboxEvent, result: Any, held: Any) -> Verdict:
         raise NotImplementedError
 
     def on_dead(self, event: OutboxEvent, error: str) -> None:
@@ -110,6 +114,5 @@ def handler_for(topic: str) -> TopicHandler:
         raise UnknownTopic(topic) from None
 
 
-def handler_lock(handler: TopicHandler | None, event: OutboxEvent) -> None:
-    if handler is not None:
-        handler.lock(event)
+def handler_lock(handler: TopicHandler | None, event: OutboxEvent) -> Any:
+    return handler.lock(event) if handler is not None else None

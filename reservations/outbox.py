@@ -16,8 +16,8 @@ class ReservationTopicHandler(TopicHandler):
     def reservation(self, event: OutboxEvent) -> Reservation:
         return reservation_get_locked(reservation_id=event.payload["reservation_id"])
 
-    def lock(self, event: OutboxEvent) -> None:
-        self.reservation(event)
+    def lock(self, event: OutboxEvent) -> Reservation:
+        return self.reservation(event)
 
     def on_replayed(self, event: OutboxEvent, actor: str) -> None:
         reservation = self.reservation(event)

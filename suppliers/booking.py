@@ -118,12 +118,12 @@ class SupplierBookHandler(ReservationTopicHandler):
         # that booking (or makes one), and apply schedules its cancellation.
         return _book_with_key(reservation=reservation, event=event)
 
-    def apply(self, event: OutboxEvent, result: SupplierResult | Skipped) -> Verdict:
+    def apply(self, event: OutboxEvent, result: SupplierResult | Skipped, held: Reservation) -> Verdict:
         if isinstance(result, Skipped):
             return Verdict.delivered(result.note)
         if not result.call_made:
             return _deferred(result)
-        reservation = reservation_get_locked(reservation_id=event.payload["reservation_id"])
+        reservation = held
         outcome = result.outcome
         if outcome in (SupplierOutcome.CONFIRMED, SupplierOutcome.ON_REQUEST):
             return self._booked(reservation, result)
@@ -252,7 +252,7 @@ class SupplierCancelHandler(ReservationTopicHandler):
         _audit(reservation=reservation, event=event, result=cancel)
         return CancelAttempt(lookup=lookup, cancel=cancel)
 
-    def apply(self, event: OutboxEvent, result: CancelAttempt | Skipped) -> Verdict:
+    def apply(self, event: OutboxEvent, result: CancelAttempt | Skipped, held: Reservation) -> Verdict:
         if isinstance(result, Skipped):
             return Verdict.delivered(result.note)
         last = result.cancel or result.lookup
@@ -260,7 +260,7 @@ class SupplierCancelHandler(ReservationTopicHandler):
             return _deferred(last)
         if result.lookup is not None and result.lookup.booking_id:
             # Kept before anything else: a cancel retried later needs no second lookup.
-            reservation = reservation_get_locked(reservation_id=event.payload["reservation_id"])
+            reservation = held
             reservation_set_supplier_status(
                 reservation=reservation, supplier_status=reservation.supplier_status, actor=ACTOR,
                 reason="supplier booking found by asking again with its idempotency key",

@@ -168,8 +168,8 @@ class IntentCancelHandler(ReservationTopicHandler):
     first (lookup.py); one Stripe finished meanwhile is applied as it is (a success on an ended
     reservation is refunded by the apply rules)."""
 
-    def lock(self, event: OutboxEvent) -> None:
-        payment_lock_with_reservation(payment_id=event.payload["payment_id"])
+    def lock(self, event: OutboxEvent) -> tuple[Payment, Reservation]:
+        return payment_lock_with_reservation(payment_id=event.payload["payment_id"])
 
     def perform(self, event: OutboxEvent) -> Any:
         payment = Payment.objects.get(pk=event.payload["payment_id"])
@@ -195,14 +195,14 @@ class IntentCancelHandler(ReservationTopicHandler):
         except gateway.StripeMisconfigured as exc:
             return _Later(f"Stripe refuses our configuration: {exc}"[:500])
 
-    def apply(self, event: OutboxEvent, result: Any) -> Verdict:
+    def apply(self, event: OutboxEvent, result: Any, held: tuple[Payment, Reservation]) -> Verdict:
         if isinstance(result, _Skip):
             return Verdict.delivered(result.note)
         if isinstance(result, _Later):
             if result.not_sent_for is not None:
                 return Verdict.defer(seconds=result.not_sent_for, reason=result.error)
             return Verdict.retry(result.error)
-        payment, reservation = payment_lock_with_reservation(payment_id=event.payload["payment_id"])
+        payment, reservation = held
         payment_apply_intent(payment=payment, reservation=reservation, intent=result, actor="system",
                              data={"cancelled_because": f"reservation {reservation.status}"})
         return Verdict.delivered(f"intent {result.status}")
@@ -220,15 +220,16 @@ class CompensationHandler(ReservationTopicHandler):
     """Outbox topic `reservation.compensate` (the suppliers app enqueues it on a rejection, C5):
     refund everything and cancel, as one recorded decision, and tell the guest."""
 
-    def lock(self, event: OutboxEvent) -> None:
+    def lock(self, event: OutboxEvent) -> Reservation:
         reservation = reservation_get_locked(reservation_id=event.payload["reservation_id"])
         reservation_payments_locked(reservation=reservation)
+        return reservation
 
     def perform(self, event: OutboxEvent) -> None:
         return None  # nothing to ask anyone: the refunds are outbox events of their own
 
-    def apply(self, event: OutboxEvent, result: None) -> Verdict:
-        reservation = reservation_get_locked(reservation_id=event.payload["reservation_id"])
+    def apply(self, event: OutboxEvent, result: None, held: Reservation) -> Verdict:
+        reservation = held
         if reservation.status != ReservationStatus.PAID:
             return Verdict.delivered(f"reservation is {reservation.status}: no compensation")
         refunds = reservation_cancel_record(reservation=reservation, actor="system",

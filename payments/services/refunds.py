@@ -300,14 +300,14 @@ def refund_record_send_result(*, refund: Refund, payment: Payment, reservation: 
 class RefundSendHandler(ReservationTopicHandler):
     """Outbox topic `payment.refund`: send one decided refund to Stripe and record the answer."""
 
-    def lock(self, event: OutboxEvent) -> None:
-        refund_lock_with_payment(refund_id=event.payload["refund_id"])
+    def lock(self, event: OutboxEvent) -> tuple[Refund, Payment, Reservation]:
+        return refund_lock_with_payment(refund_id=event.payload["refund_id"])
 
     def perform(self, event: OutboxEvent) -> Any:
         return refund_send(refund=Refund.objects.get(pk=event.payload["refund_id"]))
 
-    def apply(self, event: OutboxEvent, result: Any) -> Verdict:
-        refund, payment, reservation = refund_lock_with_payment(refund_id=event.payload["refund_id"])
+    def apply(self, event: OutboxEvent, result: Any, held: tuple[Refund, Payment, Reservation]) -> Verdict:
+        refund, payment, reservation = held
         return refund_record_send_result(refund=refund, payment=payment, reservation=reservation, result=result)
 
     def on_dead(self, event: OutboxEvent, error: str) -> None:

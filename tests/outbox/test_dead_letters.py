@@ -167,7 +167,7 @@ def test_a_late_supplier_answer_never_overwrites_a_staff_confirmation(dead_booki
                                  expected_version=reservation.version)
 
     with transaction.atomic():
-        verdict = handler.apply(event, answer)
+        verdict = handler.apply(event, answer, handler.lock(event))
 
     assert verdict.note == "already confirmed; late supplier answer recorded"
     reservation.refresh_from_db()
