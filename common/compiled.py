@@ -403,20 +403,30 @@ def insert_row(obj: M, *, using: str = "default") -> M:
     key = (using, model, pk_set)
     compiled = cache.get(key)
     if compiled is None:
-        compiled = _compile_insert(connection, model, pk_set)
-        if compiled is None:
-            obj.save(force_insert=True, using=using)
-            return obj
-        cache[key] = compiled
+        compiled = cache[key] = _compile_insert(connection, model, pk_set)
+    if compiled is _NOT_COMPILABLE:
+        obj.save(force_insert=True, using=using)
+        return obj
     compiler = compiled.compiler
-    params = []
-    for field in compiled.fields:
-        value = compiler.pre_save_val(field, obj)  # auto_now_add sets the instance's value, as in save()
-        if hasattr(value, "resolve_expression"):  # its own SQL: the ORM's
-            obj.save(force_insert=True, using=using)
-            return obj
-        params.append(compiler.prepare_value(field, value))
-    with transaction.mark_for_rollback_on_error(using=using), connection.cursor() as cursor:
+    # Values are prepared inside the rollback marking too, as save_base() does (a value its field
+    # cannot prepare fails the enclosing atomic block, not only a statement).
+    with transaction.mark_for_rollback_on_error(using=using):
+        params = []
+        for field in compiled.fields:
+            value = compiler.pre_save_val(field, obj)  # auto_now_add sets the instance's value, as in save()
+            if hasattr(value, "resolve_expression"):  # its own SQL: the ORM's
+                break
+            params.append(compiler.prepare_value(field, value))
+        else:
+            return _inserted(obj, compiled, connection, params, using)
+    obj.save(force_insert=True, using=using)
+    return obj
+
+
+def _inserted(obj: M, compiled: _CompiledInsert, connection, params: list, using: str) -> M:
+    meta = obj._meta
+    compiler = compiled.compiler
+    with connection.cursor() as cursor:
         cursor.execute(compiled.sql, params)
         if not compiled.returning:
             rows = []
@@ -434,9 +444,10 @@ def insert_row(obj: M, *, using: str = "default") -> M:
     return obj
 
 
-def _compile_insert(connection, model: type[Model], pk_set: bool) -> _CompiledInsert | None:
-    """The single-row INSERT that Model._save_table builds for `model`; None when some column
-    has a placeholder of its own (its SQL would depend on the value)."""
+def _compile_insert(connection, model: type[Model], pk_set: bool) -> _CompiledInsert | object:
+    """The single-row INSERT that Model._save_table builds for `model`; _NOT_COMPILABLE when
+    some column has a placeholder of its own (its SQL would depend on the value: a db_default's
+    DEFAULT, say) or the returned columns could not be read back."""
     meta = model._meta
     fields = [f for f in meta.local_concrete_fields if not f.generated and (pk_set or f is not meta.auto_field)]
     returning = list(meta.db_returning_fields)
@@ -446,10 +457,10 @@ def _compile_insert(connection, model: type[Model], pk_set: bool) -> _CompiledIn
     compiler.returning_fields = returning
     [(sql, params)] = compiler.as_sql()
     if len(params) != len(fields) or "VALUES (" + ", ".join(["%s"] * len(fields)) + ")" not in sql:
-        return None
+        return _NOT_COMPILABLE
     returns_columns = bool(returning) and connection.features.can_return_columns_from_insert
     if returning and not returns_columns and not (len(returning) == 1 and returning[0] is meta.auto_field):
-        return None  # nothing would tell the row's returned columns: the ORM reads them its way
+        return _NOT_COMPILABLE  # nothing would tell the row's returned columns: the ORM reads them its way
     columns = [field.get_col(meta.db_table) for field in returning]
     return _CompiledInsert(sql=sql, fields=fields, compiler=compiler, returning=returning,
                            converters=compiler.get_converters(columns), returns_columns=returns_columns)

@@ -294,8 +294,10 @@ def _apply(*, event: OutboxEvent, handler: Any, result: Any, policy: RetryPolicy
         try:
             # Pending events only: a lease that ran out (its worker died, or its call outlived
             # it) is rare, and looking for one with every event cost one query in ten
-            # (bench/drain.py). The first claim of every round looks for them: at most a
-            # round's `limit` events are delivered before a takeover.
+            # (bench/drain.py). The first claim of every round looks for them, so a drainer takes
+            # over one per round (at most `limit` events later): k dead workers' events wait up
+            # to k rounds. A reservation's later events still wait behind such an event
+            # (_first_in_line reads its in-flight events too).
             claimed, spent = _claim_in_transaction(worker=claim_next.worker, limit=1, event_id=None,
                                                    takeovers=False)
         except DatabaseError:

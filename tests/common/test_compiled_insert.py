@@ -12,7 +12,7 @@ import pytest
 from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import Model, Value
 from django.db.models.functions import Concat
-from django.db.models.signals import pre_save
+from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
 from common import compiled
@@ -77,18 +77,56 @@ def test_a_savepoint_still_catches_the_violation_and_the_transaction_goes_on():
 
 
 @pytest.mark.django_db
-def test_a_model_with_save_signals_goes_through_the_orm():
+@pytest.mark.parametrize("signal", [pre_save, post_save], ids=["pre_save", "post_save"])
+def test_a_model_with_save_signals_goes_through_the_orm(signal):
     seen = []
 
     def receiver(sender, instance, **kwargs):
         seen.append(instance.reason)
 
-    pre_save.connect(receiver, sender=ReservationEvent)
+    signal.connect(receiver, sender=ReservationEvent)
     try:
         insert_row(ReservationEvent(reservation=ReservationFactory(), actor="a", reason="signalled"))
     finally:
-        pre_save.disconnect(receiver, sender=ReservationEvent)
+        signal.disconnect(receiver, sender=ReservationEvent)
     assert seen == ["signalled"]
+
+
+@pytest.mark.django_db
+def test_an_explicit_auto_key_is_written_even_after_rows_that_took_one_from_the_database():
+    reservation = ReservationFactory()
+    first = insert_row(ReservationEvent(reservation=reservation, actor="a"))
+
+    chosen = insert_row(ReservationEvent(id=first.pk + 1000, reservation=reservation, actor="b"))
+
+    assert chosen.pk == first.pk + 1000
+    assert ReservationEvent.objects.get(pk=first.pk + 1000).actor == "b"
+
+
+@pytest.mark.django_db
+def test_a_value_its_field_cannot_prepare_marks_the_transaction_for_rollback():
+    with transaction.atomic():
+        with pytest.raises(TypeError):
+            insert_row(ReservationEvent(reservation=ReservationFactory(), actor="a", data={"x": object()}))
+        assert connection.needs_rollback
+        transaction.set_rollback(False)
+
+
+@pytest.mark.django_db
+def test_a_model_that_cannot_be_compiled_is_asked_once_and_left_to_the_orm(monkeypatch):
+    asked = []
+
+    def not_compilable(connection, model, pk_set):
+        asked.append(model)
+        return compiled._NOT_COMPILABLE
+
+    monkeypatch.setattr(compiled, "_compile_insert", not_compilable)
+    monkeypatch.setattr(compiled._inserts, "cache", {})
+    reservation = ReservationFactory()
+    rows = [insert_row(ReservationEvent(reservation=reservation, actor="a", reason=str(i))) for i in range(3)]
+
+    assert asked == [ReservationEvent]
+    assert [ReservationEvent.objects.get(pk=r.pk).reason for r in rows] == ["0", "1", "2"]
 
 
 @pytest.mark.django_db
@@ -141,4 +179,3 @@ def test_threads_each_insert_on_their_own_connection():
     assert errors == []
     assert sorted(ids) == sorted(ReservationEvent.objects.filter(reservation=reservation).values_list("id", flat=True))
     assert len(set(ids)) == 15
-    assert compiled._inserts  # compiled per thread

@@ -325,6 +325,38 @@ def test_a_drain_round_takes_over_a_lease_that_ran_out_before_the_pending_events
     assert not Reservation.objects.filter(pk__in=[r.pk for r in others], status=ReservationStatus.CONFIRMED).exists()
 
 
+@pytest.mark.django_db
+def test_a_claim_riding_on_an_outcome_keeps_a_later_event_behind_its_reservations_expired_first(
+        fake_supplier, product, monkeypatch):
+    """The claims riding on outcomes look at pending events only, but a reservation's first
+    unfinished event may be an in-flight one whose lease ran out: its later event (a cancel)
+    still waits for it, never overtakes it (one at a time, oldest first)."""
+    first = paid_reservation(product)
+    reservation = paid_reservation(product)
+    book = OutboxEvent.objects.get(reservation=reservation, topic="supplier.book")
+    [held] = outbox_claim_due(worker="dead", limit=1, event_id=book.pk)  # a worker that will die
+    cancel = _enqueue_cancel(reservation)
+    OutboxEvent.objects.filter(pk=cancel.pk).update(available_at=timezone.now() + dt.timedelta(hours=1))
+    handler = delivery.handler_for("supplier.book")
+    real_perform = handler.perform
+
+    def perform(event):  # during the first booking's call: the dead worker's lease runs out, the cancel is due
+        past = timezone.now() - dt.timedelta(seconds=1)
+        OutboxEvent.objects.filter(pk=held.pk).update(locked_until=past)
+        OutboxEvent.objects.filter(pk=cancel.pk).update(available_at=past - dt.timedelta(seconds=1))
+        return real_perform(event)
+
+    monkeypatch.setattr(handler, "perform", perform)
+    stats = outbox_drain_once(limit=2)
+
+    assert stats.delivered == 2  # the first booking, then (riding on it) its guest e-mail
+    first.refresh_from_db()
+    assert first.status == ReservationStatus.CONFIRMED
+    cancel.refresh_from_db()
+    assert (cancel.status, cancel.attempts) == (OutboxStatus.PENDING, 0)  # not overtaking the booking
+    assert OutboxEvent.objects.get(pk=held.pk).locked_by == "dead"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_next_claim_that_fails_keeps_the_outcome_and_leaves_no_lease(fake_supplier, product, monkeypatch):
     """The next claim rides on the outcome's transaction, but a bug in it must not cost the
