@@ -227,10 +227,9 @@ class _NextClaim:
 @dataclass(frozen=True)
 class _Delivered:
     outcome: str
-    # Claimed for _NextClaim by the transaction that recorded the outcome: (claimed, spent),
-    # and when (monotonic).
+    # Claimed for _NextClaim by the transaction that recorded the outcome, and when (monotonic).
+    # That claim takes over no lease, so it never finds an event whose attempts are spent.
     next_claimed: list[OutboxEvent]
-    next_spent: list[OutboxEvent]
     claimed_at: float = 0.0
 
 
@@ -265,7 +264,7 @@ def _deliver(*, event: OutboxEvent, policy: RetryPolicy, claim_next: _NextClaim 
 
 def _alone(outcome: str) -> _Delivered:
     """An outcome recorded without claiming the next event."""
-    return _Delivered(outcome, [], [])
+    return _Delivered(outcome, [])
 
 
 def _locked_if_still_ours(event: OutboxEvent, handler: Any) -> tuple[OutboxEvent | None, Any]:
@@ -298,8 +297,8 @@ def _apply(*, event: OutboxEvent, handler: Any, result: Any, policy: RetryPolicy
             # over one per round (at most `limit` events later): k dead workers' events wait up
             # to k rounds. A reservation's later events still wait behind such an event
             # (_first_in_line reads its in-flight events too).
-            claimed, spent = _claim_in_transaction(worker=claim_next.worker, limit=1, event_id=None,
-                                                   takeovers=False)
+            claimed, _ = _claim_in_transaction(worker=claim_next.worker, limit=1, event_id=None,
+                                               takeovers=False)
         except DatabaseError:
             raise  # the transaction itself failed (its statements are gone): nothing of it stands
         except Exception:
@@ -308,7 +307,7 @@ def _apply(*, event: OutboxEvent, handler: Any, result: Any, policy: RetryPolicy
             # event it stepped back is only looked at a second later. The drain claims anew.
             logger.exception("outbox next claim failed; the outcome stands", extra={"event_id": str(event.id)})
             return _alone(outcome)
-        return _Delivered(outcome, claimed, spent, time.monotonic())
+        return _Delivered(outcome, claimed, time.monotonic())
 
 
 @retry_on_deadlock
@@ -448,7 +447,6 @@ def outbox_drain_once(*, worker: str | None = None, limit: int = 10, stop_at: fl
             continue
         stats.count(done.outcome)
         held, held_since = list(done.next_claimed), done.claimed_at
-        _dead_letter_spent(done.next_spent, policy)
     return stats
 
 
