@@ -9,7 +9,7 @@ import threading
 import uuid
 
 import pytest
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, OperationalError, connection, connections, transaction
 from django.db.models import Model, Value
 from django.db.models.functions import Concat
 from django.db.models.signals import post_save, pre_save
@@ -20,6 +20,7 @@ from common.compiled import insert_row
 from outbox.models import OutboxEvent
 from reservations.models import ReservationEvent
 from tests.factories import ReservationFactory
+from tests.support.db import connection_id, kill_connection
 
 VOLATILE = {"id", "created_at"}
 
@@ -179,3 +180,21 @@ def test_threads_each_insert_on_their_own_connection():
     assert errors == []
     assert sorted(ids) == sorted(ReservationEvent.objects.filter(reservation=reservation).values_list("id", flat=True))
     assert len(set(ids)) == 15
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_connection_fails_the_insert_and_the_next_connection_makes_it():
+    """KILL CONNECTION from a second connection: the insert fails (nothing half-written), and the
+    compiled INSERT runs on the connection Django opens next."""
+    reservation = ReservationFactory()
+    insert_row(ReservationEvent(reservation=reservation, actor="before"))  # compiled on this connection
+    kill_connection(connection_id())
+
+    with pytest.raises(OperationalError):
+        insert_row(ReservationEvent(reservation=reservation, actor="lost"))
+    connection.close()  # what Django does at the next request (CONN_HEALTH_CHECKS)
+    after = insert_row(ReservationEvent(reservation=reservation, actor="after"))
+
+    assert isinstance(after.pk, int)
+    assert list(ReservationEvent.objects.filter(reservation=reservation).order_by("id").values_list(
+        "actor", flat=True)) == ["before", "after"]
