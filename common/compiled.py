@@ -385,42 +385,51 @@ def insert_row(obj: M, *, using: str = "default") -> M:
     and a delivery make three to five. A model with save signals, parents or
     order_with_respect_to, a save() of its own, or a value that is an expression, is left to
     the ORM."""
+    compiled = _compiled_insert_for(obj, using)
+    if compiled is not None:
+        # Values are prepared inside the rollback marking too, as save_base() does (a value its
+        # field cannot prepare fails the enclosing atomic block, not only a statement).
+        with transaction.mark_for_rollback_on_error(using=using):
+            params = _insert_params(compiled, obj)
+            if params is not None:
+                return _inserted(obj, compiled, connections[using], params, using)
+    obj.save(force_insert=True, using=using)
+    return obj
+
+
+def _compiled_insert_for(obj: Model, using: str) -> _CompiledInsert | None:
+    """The compiled INSERT for `obj` (its key set first, as _save_table does), or None when the
+    ORM must save it."""
     model = type(obj)
     meta = model._meta
     if (meta.parents or meta.proxy or meta.order_with_respect_to or not obj._state.adding
             or model.save is not Model.save or model.save_base is not Model.save_base
             or pre_save.has_listeners(model) or post_save.has_listeners(model)):
-        obj.save(force_insert=True, using=using)
-        return obj
+        return None
     obj._prepare_related_fields_for_save(operation_name="save")
     if not obj._is_pk_set(meta):
         setattr(obj, meta.pk.attname, meta.pk.get_pk_value_on_save(obj))
     pk_set = obj._is_pk_set(meta)
-    connection = connections[using]
     cache = getattr(_inserts, "cache", None)
     if cache is None:
         cache = _inserts.cache = {}
     key = (using, model, pk_set)
     compiled = cache.get(key)
     if compiled is None:
-        compiled = cache[key] = _compile_insert(connection, model, pk_set)
-    if compiled is _NOT_COMPILABLE:
-        obj.save(force_insert=True, using=using)
-        return obj
-    compiler = compiled.compiler
-    # Values are prepared inside the rollback marking too, as save_base() does (a value its field
-    # cannot prepare fails the enclosing atomic block, not only a statement).
-    with transaction.mark_for_rollback_on_error(using=using):
-        params = []
-        for field in compiled.fields:
-            value = compiler.pre_save_val(field, obj)  # auto_now_add sets the instance's value, as in save()
-            if hasattr(value, "resolve_expression"):  # its own SQL: the ORM's
-                break
-            params.append(compiler.prepare_value(field, value))
-        else:
-            return _inserted(obj, compiled, connection, params, using)
-    obj.save(force_insert=True, using=using)
-    return obj
+        compiled = cache[key] = _compile_insert(connections[using], model, pk_set)
+    return None if compiled is _NOT_COMPILABLE else compiled
+
+
+def _insert_params(compiled: _CompiledInsert, obj: Model) -> list | None:
+    """The INSERT's values for `obj`, prepared as the ORM's INSERT prepares them; None when one
+    is an expression (its own SQL: the ORM's)."""
+    params = []
+    for field in compiled.fields:
+        value = compiled.compiler.pre_save_val(field, obj)  # auto_now_add sets the instance's value, as save() does
+        if hasattr(value, "resolve_expression"):
+            return None
+        params.append(compiled.compiler.prepare_value(field, value))
+    return params
 
 
 def _inserted(obj: M, compiled: _CompiledInsert, connection, params: list, using: str) -> M:
