@@ -161,6 +161,8 @@ def main() -> None:
         print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[:6000])
         if os.environ.get("PROFILE_CALLERS"):  # e.g. PROFILE_CALLERS='client.py:128'
             pstats.Stats(profiler).print_callers(os.environ["PROFILE_CALLERS"])
+        if os.environ.get("PROFILE_CALLEES"):  # e.g. PROFILE_CALLEES=set_autocommit
+            pstats.Stats(profiler).print_callees(os.environ["PROFILE_CALLEES"])
 
     try:
         for name, make in scenarios.items():
