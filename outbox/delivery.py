@@ -7,6 +7,7 @@ handlers' stable idempotency keys."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import functools
 import logging
@@ -268,46 +269,59 @@ def _alone(outcome: str) -> _Delivered:
 
 
 def _locked_if_still_ours(event: OutboxEvent, handler: Any) -> tuple[OutboxEvent | None, Any]:
-    """(the event row, locked, if our lease still stands; what the handler's `lock` holds). The
-    handler's rows are locked first: the event row comes last in the one lock order
-    (common/locking.py), as in staff retry-now and dead-letter replay, so those never deadlock
+    """(the event row, locked, if our lease still stands; what the handler's `lock` holds), for
+    _finish (an outcome recorded without the handler's apply). The handler's rows are locked
+    first: the event row comes last in the one lock order (common/locking.py), as in staff
+    retry-now and dead-letter replay and in _apply's versioned update, so those never deadlock
     with a delivery."""
     held = handler_lock(handler, event)
     rows = _OURS_LOCK(pk=event.pk, version=event.version)
     return (rows[0] if rows else None), held
 
 
+class _LeaseLost(Exception):
+    """The event's version moved since this worker claimed it (its lease was taken over):
+    raised by _record inside the transaction recording the outcome, which it rolls back."""
+
+
 @retry_on_deadlock
 def _apply(*, event: OutboxEvent, handler: Any, result: Any, policy: RetryPolicy,
            claim_next: _NextClaim | None) -> _Delivered:
-    with transaction.atomic(durable=True):
-        locked, held = _locked_if_still_ours(event, handler)
-        if locked is None:
-            logger.warning("outbox result dropped: lease taken over", extra={"event_id": str(event.id)})
-            return _alone("stale")
-        verdict = (Verdict.retry(result.error) if isinstance(result, PerformFailed)
-                   else handler.apply(locked, result, held))
-        outcome = _record(locked, verdict, policy, handler)
-        if claim_next is None or not claim_next.wanted():
-            return _alone(outcome)
-        try:
-            # Pending events only: a lease that ran out (its worker died, or its call outlived
-            # it) is rare, and looking for one with every event cost one query in ten
-            # (bench/drain.py). The first claim of every round looks for them, so a drainer takes
-            # over one per round (at most `limit` events later): k dead workers' events wait up
-            # to k rounds. A reservation's later events still wait behind such an event
-            # (_first_in_line reads its in-flight events too).
-            claimed, _ = _claim_in_transaction(worker=claim_next.worker, limit=1, event_id=None,
-                                               takeovers=False)
-        except DatabaseError:
-            raise  # the transaction itself failed (its statements are gone): nothing of it stands
-        except Exception:
-            # A bug in claiming must not cost the outcome (an e-mail sent twice, a booking
-            # dead-lettered). The lease is the claim's last write, so none was taken; a waiting
-            # event it stepped back is only looked at a second later. The drain claims anew.
-            logger.exception("outbox next claim failed; the outcome stands", extra={"event_id": str(event.id)})
-            return _alone(outcome)
-        return _Delivered(outcome, claimed, time.monotonic())
+    # The event row is not read again under a lock: it changes only with its version, so the
+    # versioned update that records the outcome (its last write, in the one lock order after
+    # the handler's rows) is the check that the lease is still ours, one statement less per
+    # delivery (bench/drain.py). If it is not, everything the handler applied is rolled back.
+    # Each attempt (retry_on_deadlock) works on a fresh copy: _record advances its version.
+    mine = copy.copy(event)
+    try:
+        with transaction.atomic(durable=True):
+            held = handler_lock(handler, mine)
+            verdict = (Verdict.retry(result.error) if isinstance(result, PerformFailed)
+                       else handler.apply(mine, result, held))
+            outcome = _record(mine, verdict, policy, handler)
+            if claim_next is None or not claim_next.wanted():
+                return _alone(outcome)
+            try:
+                # Pending events only: a lease that ran out (its worker died, or its call outlived
+                # it) is rare, and looking for one with every event cost one query in ten
+                # (bench/drain.py). The first claim of every round looks for them, so a drainer takes
+                # over one per round (at most `limit` events later): k dead workers' events wait up
+                # to k rounds. A reservation's later events still wait behind such an event
+                # (_first_in_line reads its in-flight events too).
+                claimed, _ = _claim_in_transaction(worker=claim_next.worker, limit=1, event_id=None,
+                                                   takeovers=False)
+            except DatabaseError:
+                raise  # the transaction itself failed (its statements are gone): nothing of it stands
+            except Exception:
+                # A bug in claiming must not cost the outcome (an e-mail sent twice, a booking
+                # dead-lettered). The lease is the claim's last write, so none was taken; a waiting
+                # event it stepped back is only looked at a second later. The drain claims anew.
+                logger.exception("outbox next claim failed; the outcome stands", extra={"event_id": str(event.id)})
+                return _alone(outcome)
+            return _Delivered(outcome, claimed, time.monotonic())
+    except _LeaseLost:
+        logger.warning("outbox result dropped: lease taken over", extra={"event_id": str(event.id)})
+        return _alone("stale")
 
 
 @retry_on_deadlock
@@ -354,7 +368,8 @@ def _record(event: OutboxEvent, verdict: Verdict, policy: RetryPolicy, handler: 
         fields["errors"][-1]["retry_at"] = fields["available_at"].isoformat()
     elif kind is VerdictKind.DEAD:
         fields.update(status=OutboxStatus.DEAD)
-    versioned_update_rows(OutboxEvent, pk=event.pk, version=event.version, values=fields)
+    if not versioned_update_rows(OutboxEvent, pk=event.pk, version=event.version, values=fields):
+        raise _LeaseLost
     for name, value in fields.items():
         setattr(event, name, value)
     event.version += 1

@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from outbox import delivery
@@ -384,6 +384,39 @@ def test_a_next_claim_that_fails_keeps_the_outcome_and_leaves_no_lease(fake_supp
         reservation.refresh_from_db()
         assert reservation.status == ReservationStatus.CONFIRMED
         assert OutboxEvent.objects.get(dedup_key=f"supplier.book:{reservation.id}").attempts == 1
+
+
+@pytest.mark.django_db
+def test_an_outcome_retried_after_a_deadlock_is_recorded_not_dropped_as_stale(fake_supplier, product, monkeypatch):
+    """The outcome's transaction is re-run whole after a deadlock (retry_on_deadlock); the
+    attempt that was rolled back must leave nothing behind that makes the retry's versioned
+    update miss (the lease check), or the booking would be dropped as "stale" and called again
+    after its lease. The deadlock is raised by hand at the ride-along claim: a real one cannot
+    be placed there (that claim never waits: SKIP LOCKED); tests/common/test_deadlock_retry.py
+    makes real ones."""
+    first, second = paid_reservation(product), paid_reservation(product)
+    claims = 0
+    real = delivery._first_in_line
+
+    def deadlocked_once(candidates, now):
+        nonlocal claims
+        claims += 1
+        if claims == 2:  # the claim inside the first event's outcome transaction, after _record
+            raise OperationalError(1213, "Deadlock found when trying to get lock; try restarting transaction")
+        return real(candidates, now)
+
+    monkeypatch.setattr(delivery, "_first_in_line", deadlocked_once)
+
+    stats = outbox_drain_once(limit=2)
+
+    assert (stats.delivered, stats.stale) == (2, 0)
+    assert claims == 3  # the retried transaction claimed the second event
+    for reservation in (first, second):
+        reservation.refresh_from_db()
+        assert reservation.status == ReservationStatus.CONFIRMED
+        event = OutboxEvent.objects.get(dedup_key=f"supplier.book:{reservation.id}")
+        assert (event.status, event.attempts) == (OutboxStatus.DELIVERED, 1)
+    assert len(fake_supplier.bookings(reference=first.code)) == 1
 
 
 @pytest.mark.django_db(transaction=True)
