@@ -178,18 +178,26 @@ def _stripe_event_store_and_apply(*, payload: dict[str, Any], reprocessed_by: st
     with transaction.atomic(durable=True):
         try:
             with transaction.atomic():
+                # Written as processed: this transaction commits only if applying the event
+                # succeeds (a failure rolls all of it back, and _stripe_event_record_failure
+                # stores it FAILED), so only an ignored event needs a second write to its row.
                 event = insert_row(StripeEvent(
                     stripe_event_id=payload["id"], type=str(payload.get("type", ""))[:100], payload=payload,
-                    status=StripeEventStatus.FAILED, attempts=0,
+                    status=StripeEventStatus.PROCESSED, attempts=1, processed_at=timezone.now(),
                 ))
+            new = True
         except IntegrityError:
             event = StripeEvent.objects.select_for_update().get(stripe_event_id=payload["id"])
             if event.status != StripeEventStatus.FAILED:
                 return IngestResult(status="duplicate", event=event)
+            new = False
         status, refund_due = _apply(event, reprocessed_by=reprocessed_by)
         fault_point("webhook.apply")
-        versioned_update(event, fields={"status": status, "attempts": event.attempts + 1, "error": "",
-                                        "processed_at": timezone.now()})
+        if not new:  # a FAILED event applied again
+            versioned_update(event, fields={"status": status, "attempts": event.attempts + 1, "error": "",
+                                            "processed_at": timezone.now()})
+        elif status != event.status:
+            versioned_update(event, fields={"status": status})
     return IngestResult(status="applied" if status == StripeEventStatus.PROCESSED else "ignored", event=event,
                         refund_due_payment_id=refund_due)
 
