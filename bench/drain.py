@@ -132,7 +132,7 @@ def profile_delivery(user, product, events: int) -> None:
     import cProfile
     import pstats
 
-    from bench.profile_api import print_areas
+    from bench.profile_api import print_areas, server_questions
     from outbox.delivery import outbox_drain_once
 
     new_reservations_with_events(user, product, events)
@@ -150,6 +150,7 @@ def profile_delivery(user, product, events: int) -> None:
     for sql in statements:
         print(f"    {sql[:140]}")
     profiler = cProfile.Profile()
+    questions = server_questions()
     started, cpu = time.perf_counter(), time.process_time()
     profiler.enable()
     delivered = 0
@@ -160,8 +161,10 @@ def profile_delivery(user, product, events: int) -> None:
             break
     profiler.disable()
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    round_trips = (server_questions() - questions - 1) / delivered
     print(f"[profile] {delivered} deliveries by one drainer under cProfile: {elapsed / delivered * 1000:.1f} ms each, "
-          f"{cpu / delivered * 1000:.1f} ms of this process's CPU")
+          f"{cpu / delivered * 1000:.1f} ms of this process's CPU, {round_trips:.1f} statements each received by the "
+          "server (its Questions counter: transaction control and autocommit switches included)")
     stats = pstats.Stats(profiler)
     print_areas(stats)
     stats.sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(int(os.environ.get("PROFILE_TOP", "30")))

@@ -59,6 +59,15 @@ def print_areas(stats: pstats.Stats) -> None:
         areas.items(), key=lambda x: -x[1])[:14]))
 
 
+def server_questions() -> int:
+    """The server's count of statements received (all clients: nothing else talks to it here)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW GLOBAL STATUS LIKE 'Questions'")
+        return int(cursor.fetchone()[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=500)
@@ -114,6 +123,7 @@ def main() -> None:
         request = factory.post(path, data=body, content_type="application/json", SERVER_NAME="127.0.0.1",
                                HTTP_STRIPE_SIGNATURE=headers["Stripe-Signature"])
         return request.environ
+
     def call(e: dict, statuses: dict[int, int]) -> None:
         def start_response(status: str, headers: list) -> None:
             code = int(status.split(maxsplit=1)[0])
@@ -137,6 +147,7 @@ def main() -> None:
         with connection.execute_wrapper(record):
             call(make(0), statuses)
         profiler = cProfile.Profile()
+        questions = server_questions()
         started, cpu_started = time.perf_counter(), time.process_time()
         if args.top:
             profiler.enable()
@@ -144,11 +155,14 @@ def main() -> None:
             call(make(i), statuses)
         profiler.disable()
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        round_trips = (server_questions() - questions - 1) / (n - 1)
         sql = [q for q in statements if not q.startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE SAVEPOINT",
                                                           "ROLLBACK"))]
         print(f"\n=== {name}: {elapsed / (n - 1) * 1000:.2f} ms per request in-process ({cpu / (n - 1) * 1000:.2f} ms "
               f"of this process's CPU{', under cProfile' if args.top else ''}), {len(sql)} SQL "
-              f"statements (+ {len(statements) - len(sql)} transaction control), statuses {statuses}")
+              f"statements (+ {len(statements) - len(sql)} transaction control), statuses {statuses}; "
+              f"{round_trips:.1f} statements per request received by the server (its Questions counter: "
+              "transaction control and autocommit switches included)")
         for statement in sql:
             print(f"    {statement[:150]}")
         if not args.top:
