@@ -72,7 +72,11 @@ class Reservation(models.Model):
         indexes = [models.Index(fields=["user", "-created_at", "-id"], name="reservation_user_newest"),
                    # The expiry's due holds (reservations.expiry), oldest first, read in index order
                    # whatever the number of reservations made before them.
-                   models.Index(fields=["status", "expires_at"], name="reservation_hold_expiry")]
+                   models.Index(fields=["status", "expires_at"], name="reservation_hold_expiry"),
+                   # The customer's unpaid holds, counted by every create under the customer's
+                   # lock (reservations.services): read from the index alone, whatever the number
+                   # of reservations the customer made before.
+                   models.Index(fields=["user", "status", "expires_at"], name="reservation_user_holds")]
 
     def __str__(self) -> str:
         return self.code

@@ -357,28 +357,34 @@ def test_a_claim_riding_on_an_outcome_keeps_a_later_event_behind_its_reservation
     assert OutboxEvent.objects.get(pk=held.pk).locked_by == "dead"
 
 
+def _second_claim_raises(monkeypatch, error: Exception) -> list[int]:
+    """The second claim (the one made inside the first event's outcome transaction, after its
+    outcome is recorded) raises `error`; returns the claims made so far, numbered."""
+    claims: list[int] = []
+    real = delivery._first_in_line
+
+    def claim(candidates, now):
+        claims.append(len(claims) + 1)
+        if len(claims) == 2:
+            raise error
+        return real(candidates, now)
+
+    monkeypatch.setattr(delivery, "_first_in_line", claim)
+    return claims
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_next_claim_that_fails_keeps_the_outcome_and_leaves_no_lease(fake_supplier, product, monkeypatch):
     """The next claim rides on the outcome's transaction, but a bug in it must not cost the
     outcome (a booking recorded as failed, an e-mail sent twice): the outcome commits, no event
     is left leased to a worker that does not know it holds it, and the next is claimed anew."""
     first, second = paid_reservation(product), paid_reservation(product)
-    claims = 0
-    real = delivery._first_in_line
-
-    def failing_second_claim(candidates, now):
-        nonlocal claims
-        claims += 1
-        if claims == 2:  # the claim made inside the first event's outcome transaction
-            raise RuntimeError("claim failed")
-        return real(candidates, now)
-
-    monkeypatch.setattr(delivery, "_first_in_line", failing_second_claim)
+    claims = _second_claim_raises(monkeypatch, RuntimeError("claim failed"))
 
     stats = outbox_drain_once(limit=2)
 
     assert stats.delivered == 2
-    assert claims == 3  # the second event claimed on its own
+    assert claims == [1, 2, 3]  # the second event claimed on its own
     assert not OutboxEvent.objects.filter(status=OutboxStatus.IN_FLIGHT).exists()
     for reservation in (first, second):
         reservation.refresh_from_db()
@@ -395,22 +401,13 @@ def test_an_outcome_retried_after_a_deadlock_is_recorded_not_dropped_as_stale(fa
     be placed there (that claim never waits: SKIP LOCKED); tests/common/test_deadlock_retry.py
     makes real ones."""
     first, second = paid_reservation(product), paid_reservation(product)
-    claims = 0
-    real = delivery._first_in_line
-
-    def deadlocked_once(candidates, now):
-        nonlocal claims
-        claims += 1
-        if claims == 2:  # the claim inside the first event's outcome transaction, after _record
-            raise OperationalError(1213, "Deadlock found when trying to get lock; try restarting transaction")
-        return real(candidates, now)
-
-    monkeypatch.setattr(delivery, "_first_in_line", deadlocked_once)
+    claims = _second_claim_raises(
+        monkeypatch, OperationalError(1213, "Deadlock found when trying to get lock; try restarting transaction"))
 
     stats = outbox_drain_once(limit=2)
 
     assert (stats.delivered, stats.stale) == (2, 0)
-    assert claims == 3  # the retried transaction claimed the second event
+    assert claims == [1, 2, 3]  # the retried transaction claimed the second event
     for reservation in (first, second):
         reservation.refresh_from_db()
         assert reservation.status == ReservationStatus.CONFIRMED
