@@ -3,12 +3,14 @@ apps that produce events register their handlers from their own AppConfig.ready(
 imports none of them).
 
 A handler's `perform` talks to the outside world and runs outside any transaction; `apply`
-records the result inside the delivery's transaction, after the event row is locked and its
-version checked, and returns a Verdict. Before the event row is locked, the handler's `lock`
-takes the rows its `apply` or hooks will change, so that the delivery keeps the one lock order
-of common/locking.py (the event row last); what it returns is handed to `apply` as `held`
-(those rows as locked: nothing but the event row's lock ran in between, so `apply` need not
-lock and read them again). The hooks carry the domain's reactions to what the
+records the result inside the delivery's transaction and returns a Verdict. `apply` runs before
+the lease is checked: the versioned update of the event row that records the outcome is that
+check, and when the lease was taken over meanwhile the whole transaction is rolled back. So
+`apply` only writes to the database and defers anything else to `transaction.on_commit` —
+never a call, an e-mail or a log of something done. The handler's `lock` runs first and takes
+the rows its `apply` or hooks will change, so that the delivery keeps the one lock order of
+common/locking.py (the event row last); what it returns is handed to `apply` as `held` (those
+rows as locked, so `apply` need not lock and read them again). The hooks carry the domain's reactions to what the
 outbox does with an event: `on_dead` (attempts exhausted or a permanent error), `on_replayed`
 and `on_discarded` (staff resolved its dead letter); each runs inside that transaction."""
 

@@ -73,10 +73,13 @@ class Reservation(models.Model):
                    # The expiry's due holds (reservations.expiry), oldest first, read in index order
                    # whatever the number of reservations made before them.
                    models.Index(fields=["status", "expires_at"], name="reservation_hold_expiry"),
-                   # The customer's unpaid holds, counted by every create under the customer's
-                   # lock (reservations.services): read from the index alone, whatever the number
-                   # of reservations the customer made before.
-                   models.Index(fields=["user", "status", "expires_at"], name="reservation_user_holds")]
+                   # The customer's list in one status, newest first, read in index order; and
+                   # the customer's unpaid holds, counted by every create under the customer's
+                   # lock (reservations.services): both read the customer's rows in that status
+                   # only, whatever the number of reservations the customer made before. (On
+                   # (user, status, expires_at) the count was the same, but MariaDB then read the
+                   # list in one status along created_at through every customer's reservations.)
+                   models.Index(fields=["user", "status", "-created_at", "-id"], name="reservation_user_status_newest")]
 
     def __str__(self) -> str:
         return self.code

@@ -213,6 +213,12 @@ def _stripe_event_record_failure(*, payload: dict[str, Any], error: str) -> None
                 return
         except IntegrityError:
             event = StripeEvent.objects.select_for_update().get(stripe_event_id=payload["id"])
+        if event.status != StripeEventStatus.FAILED:
+            # Another delivery of the same event applied it while this one failed: its outcome
+            # stands (marked FAILED, the next delivery or a staff reprocess would apply it again).
+            logger.warning("stripe event failed here but was applied by another delivery",
+                           extra={"status": event.status})
+            return
         versioned_update(event, fields={"status": StripeEventStatus.FAILED, "attempts": event.attempts + 1,
                                         "error": error})
 

@@ -4,6 +4,7 @@ sees what was (not) committed."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 
@@ -107,10 +108,10 @@ def test_the_transaction_runs_at_the_sessions_isolation_level(rows):
         assert DailyInventory.objects.get(pk=row.pk).reserved == 9  # READ COMMITTED: no snapshot
 
 
-def test_a_deadlock_inside_a_savepoint_leaves_the_block_unusable_and_nothing_committed(rows):
-    # The server rolls the whole transaction back on a deadlock, so under START TRANSACTION any
-    # further statement would autocommit. Django refuses them: the savepoint's rollback fails and
-    # marks the block for rollback.
+def _deadlock_then_write(rows: list[DailyInventory], *, through_savepoint: bool
+                         ) -> tuple[list, HeavyOpponent, DailyInventory]:
+    """Our transaction writes a row, then becomes the victim of a real deadlock on a locking read
+    that a caller swallows (inside a savepoint, or bare), then tries to write again."""
     opponent = HeavyOpponent(rows)
     mine = DailyInventory.objects.create(product=ProductFactory(), date=dt.date(2030, 1, 1))
     caught: list[BaseException] = []
@@ -121,13 +122,24 @@ def test_a_deadlock_inside_a_savepoint_leaves_the_block_unusable_and_nothing_com
         t.start()
         assert opponent.holds_b.wait(10), opponent.errors
         try:
-            with transaction.atomic():
+            with transaction.atomic() if through_savepoint else contextlib.nullcontext():
                 DailyInventory.objects.select_for_update().get(pk=opponent.b.pk)
         except OperationalError as exc:  # a caller that swallows the deadlock
             caught.append(exc)
         t.join(15)
         with pytest.raises(TransactionManagementError):
             DailyInventory.objects.filter(pk=opponent.a.pk).update(reserved=12)
+    return caught, opponent, mine
+
+
+@pytest.mark.parametrize("through_savepoint", [True, False], ids=["savepoint", "bare read"])
+def test_after_a_deadlock_the_block_refuses_statements_and_nothing_commits(rows, through_savepoint):
+    # The server rolls the whole transaction back on a deadlock, so under START TRANSACTION a
+    # further statement would autocommit on its own. The backend marks the block for rollback
+    # when the deadlock is reported (the bare read: Django alone would not; the savepoint: its
+    # failed rollback does too), so Django refuses the statement and rolls back at the end.
+    caught, opponent, mine = _deadlock_then_write(rows, through_savepoint=through_savepoint)
+
     assert [exc.args[0] for exc in caught] == [1213]
     assert not opponent.errors
     assert opponent.rounds == 1  # the opponent committed

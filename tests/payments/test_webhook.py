@@ -6,7 +6,8 @@ from django.test import Client
 from common import faults
 from outbox.models import OutboxEvent
 from payments.models import Payment, PaymentStatus, StripeEvent, StripeEventStatus
-from payments.services import stripe_event_reprocess
+from payments.services import stripe_event_ingest, stripe_event_reprocess
+from payments.services import webhooks as webhook_services
 from reservations.models import ReservationStatus, SupplierStatus
 from tests.factories import ReservationFactory
 from tests.payments.conftest import intents_for, new_key, pay
@@ -353,3 +354,24 @@ def test_a_signature_older_than_the_tolerance_is_refused(stripe_client, attempt,
 
     assert response.status_code == (200 if accepted else 400)
     assert StripeEvent.objects.exists() is accepted
+
+
+def test_a_delivery_that_fails_after_a_duplicate_applied_the_event_leaves_it_processed(
+        stripe_client, attempt, monkeypatch):
+    """Stripe delivers one event twice at once; delivery A fails while applying it (a bug) and
+    rolls back, delivery B (queued on A's inbox row) then applies it and commits, and only then
+    does A record its failure. A must not mark B's applied event FAILED: the next delivery, or a
+    staff reprocess, would apply it a second time. The interleaving is laid out in order here
+    (B's commit, then A's failure path) rather than raced."""
+    payload = intent_event("payment_intent.succeeded", attempt, status="succeeded")
+    assert post_event(stripe_client, payload).status_code == 200  # B applied it and committed
+
+    def a_failed_while_applying(**kwargs) -> None:  # A's attempt, rolled back: nothing of it stands
+        raise RuntimeError("bug while applying")
+
+    monkeypatch.setattr(webhook_services, "_stripe_event_store_and_apply", a_failed_while_applying)
+    with pytest.raises(RuntimeError, match="bug while applying"):
+        stripe_event_ingest(payload=payload)  # A records its failure
+
+    stored = StripeEvent.objects.get()
+    assert (stored.status, stored.attempts, stored.error) == (StripeEventStatus.PROCESSED, 1, "")
