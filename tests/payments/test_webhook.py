@@ -1,17 +1,21 @@
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
+from django.db import connection
 from django.test import Client
 
 from common import faults
 from outbox.models import OutboxEvent
 from payments.models import Payment, PaymentStatus, StripeEvent, StripeEventStatus
-from payments.services import stripe_event_ingest, stripe_event_reprocess
-from payments.services import webhooks as webhook_services
+from payments.services import stripe_event_reprocess
 from reservations.models import ReservationStatus, SupplierStatus
 from tests.factories import ReservationFactory
 from tests.payments.conftest import intents_for, new_key, pay
 from tests.payments.factories import PaymentFactory
+from tests.support.db import raw_connection
 from tests.support.outbox import drain_all
 from tests.support.stripe_events import encode, event, intent_event, post_event, signature_header
 
@@ -356,22 +360,53 @@ def test_a_signature_older_than_the_tolerance_is_refused(stripe_client, attempt,
     assert StripeEvent.objects.exists() is accepted
 
 
-def test_a_delivery_that_fails_after_a_duplicate_applied_the_event_leaves_it_processed(
-        stripe_client, attempt, monkeypatch):
-    """Stripe delivers one event twice at once; delivery A fails while applying it (a bug) and
-    rolls back, delivery B (queued on A's inbox row) then applies it and commits, and only then
-    does A record its failure. A must not mark B's applied event FAILED: the next delivery, or a
-    staff reprocess, would apply it a second time. The interleaving is laid out in order here
-    (B's commit, then A's failure path) rather than raced."""
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_that_fails_while_a_duplicate_applies_the_event_leaves_it_processed(attempt, monkeypatch):
+    """Stripe delivers one event twice at once. Delivery A fails while applying it (a bug);
+    delivery B, queued on A's uncommitted inbox row, applies the event once A rolled back, and A
+    records its failure after B committed. A must not mark B's applied event FAILED: the next
+    delivery, or a staff reprocess, would apply it a second time."""
     payload = intent_event("payment_intent.succeeded", attempt, status="succeeded")
-    assert post_event(stripe_client, payload).status_code == 200  # B applied it and committed
+    answers: dict[str, int] = {}
+    queued: list[bool] = []
 
-    def a_failed_while_applying(**kwargs) -> None:  # A's attempt, rolled back: nothing of it stands
+    def deliver(name: str) -> None:
+        try:
+            answers[name] = post_event(Client(raise_request_exception=False), payload).status_code
+        finally:
+            connection.close()
+
+    other = threading.Thread(target=deliver, args=("B",))
+
+    def fail_once_b_is_queued(point: str) -> None:
+        if point != "webhook.apply" or threading.current_thread() is other:
+            return
+        other.start()
+        watcher = raw_connection()
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not queued:
+                if _inbox_insert_waiting(watcher):  # B's INSERT waits on A's row (InnoDB: "Update")
+                    queued.append(True)
+                time.sleep(0.02)
+        finally:
+            watcher.close()
         raise RuntimeError("bug while applying")
 
-    monkeypatch.setattr(webhook_services, "_stripe_event_store_and_apply", a_failed_while_applying)
-    with pytest.raises(RuntimeError, match="bug while applying"):
-        stripe_event_ingest(payload=payload)  # A records its failure
+    monkeypatch.setattr(faults, "hook", fail_once_b_is_queued)
+    deliver("A")
+    other.join(20)
 
+    assert queued, "delivery B never queued on A's inbox row"
+    assert answers == {"A": 500, "B": 200}
     stored = StripeEvent.objects.get()
     assert (stored.status, stored.attempts, stored.error) == (StripeEventStatus.PROCESSED, 1, "")
+    attempt.refresh_from_db()
+    assert attempt.status == PaymentStatus.SUCCEEDED
+
+
+def _inbox_insert_waiting(conn) -> bool:
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID != CONNECTION_ID() "
+                    "AND COMMAND = 'Query' AND INFO LIKE 'INSERT INTO `payments_stripeevent`%%'")
+        return cur.fetchone()[0] > 0
