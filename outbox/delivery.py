@@ -268,15 +268,14 @@ def _alone(outcome: str) -> _Delivered:
     return _Delivered(outcome, [])
 
 
-def _locked_if_still_ours(event: OutboxEvent, handler: Any) -> tuple[OutboxEvent | None, Any]:
-    """(the event row, locked, if our lease still stands; what the handler's `lock` holds), for
-    _finish (an outcome recorded without the handler's apply). The handler's rows are locked
-    first: the event row comes last in the one lock order (common/locking.py), as in staff
-    retry-now and dead-letter replay and in _apply's versioned update, so those never deadlock
-    with a delivery."""
-    held = handler_lock(handler, event)
+def _locked_if_still_ours(event: OutboxEvent, handler: Any) -> OutboxEvent | None:
+    """The event row, locked, if our lease still stands, for _finish (an outcome recorded without
+    the handler's apply). The handler's rows are locked first: the event row comes last in the
+    one lock order (common/locking.py), as in staff retry-now and dead-letter replay and in
+    _apply's versioned update, so those never deadlock with a delivery."""
+    handler_lock(handler, event)
     rows = _OURS_LOCK(pk=event.pk, version=event.version)
-    return (rows[0] if rows else None), held
+    return rows[0] if rows else None
 
 
 class _LeaseLost(Exception):
@@ -331,7 +330,7 @@ def _finish(*, event: OutboxEvent, verdict: Verdict, policy: RetryPolicy) -> str
     except UnknownTopic:
         handler = None
     with transaction.atomic(durable=True):
-        locked, _ = _locked_if_still_ours(event, handler)
+        locked = _locked_if_still_ours(event, handler)
         if locked is None:
             return "stale"
         return _record(locked, verdict, policy, handler)
